@@ -1,0 +1,133 @@
+//! `latam bench ...`: throughput and memory, measured on this machine.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+use latam_pipeline::{NoProgress, RunOptions};
+
+use crate::Failure;
+use crate::corpus::{default_workers, inputs_for, load_pipeline};
+
+#[derive(Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Run a pipeline (default: the built-in one) into a temporary directory and report MB/s
+    /// and documents/s, in all and per worker, CPU time, peak memory and time per step.
+    ///
+    /// Example: latam bench corpus --input ../shared/data/corpus/latam-open.jsonl.zst --workers 2
+    Corpus(BenchArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    /// Pipeline file (TOML); default: the built-in pipeline.
+    pipeline: Option<PathBuf>,
+    /// Input file, directory or glob (repeatable); default: the bundled sample corpus.
+    #[arg(short, long = "input", value_name = "PATH")]
+    inputs: Vec<String>,
+    /// Worker threads (default: one per core).
+    #[arg(short, long)]
+    workers: Option<usize>,
+    /// Print the figures as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(command: BenchCommand) -> Result<u8, Failure> {
+    let BenchCommand::Corpus(args) = command;
+    let config = load_pipeline(args.pipeline.as_ref())?;
+    let inputs = inputs_for(&args.inputs, &config)?;
+    let workers = args.workers.unwrap_or_else(default_workers);
+    let dir = tempfile::tempdir()?;
+    let options = RunOptions {
+        inputs,
+        output: dir.path().join("out"),
+        workers,
+        overwrite: false,
+        command: std::env::args().collect(),
+    };
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    let summary = latam_pipeline::run(&config, &options, &NoProgress)?;
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    let s = &summary.stats;
+    let mb = s.bytes.read as f64 / 1e6;
+    let figures = serde_json::json!({
+        "documents": s.documents.read,
+        "text_mb": mb,
+        "workers": workers,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "mb_per_s": mb / wall,
+        "mb_per_s_per_worker": mb / wall / workers as f64,
+        "docs_per_s": s.documents.read as f64 / wall,
+        "docs_per_s_per_worker": s.documents.read as f64 / wall / workers as f64,
+        "mb_per_cpu_s": cpu.map(|c| mb / c),
+        "peak_rss_mb": peak_rss_mb(),
+        "steps": s.steps.iter().map(|st| serde_json::json!({
+            "name": st.name, "in": st.input, "time_s": st.time_s,
+            "mb_per_s": if st.time_s > 0.0 { Some(mb / st.time_s) } else { None },
+        })).collect::<Vec<_>>(),
+    });
+    if args.json {
+        println!("{figures}");
+        return Ok(0);
+    }
+    println!("documents        {}", s.documents.read);
+    println!("text             {mb:.1} MB");
+    println!("workers          {workers}");
+    println!("wall time        {wall:.2} s");
+    if let Some(cpu) = cpu {
+        println!(
+            "cpu time         {cpu:.2} s  ({:.1} MB per cpu-second)",
+            mb / cpu
+        );
+    }
+    println!(
+        "throughput       {:.1} MB/s, {:.0} docs/s",
+        mb / wall,
+        s.documents.read as f64 / wall
+    );
+    println!(
+        "per worker       {:.1} MB/s, {:.0} docs/s",
+        mb / wall / workers as f64,
+        s.documents.read as f64 / wall / workers as f64
+    );
+    if let Some(rss) = peak_rss_mb() {
+        println!("peak memory      {rss:.0} MB");
+    }
+    println!("\nworker time per step (MB of input text per worker-second):");
+    for st in &s.steps {
+        println!(
+            "  {:<18} {:>7.2} s  {:>8.1} MB/s",
+            st.name,
+            st.time_s,
+            if st.time_s > 0.0 {
+                mb / st.time_s
+            } else {
+                f64::INFINITY
+            }
+        );
+    }
+    Ok(0)
+}
+
+/// User + system CPU seconds of this process (Linux).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Peak resident memory of this process in MB (Linux `VmHWM`).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}

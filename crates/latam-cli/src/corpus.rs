@@ -1,0 +1,222 @@
+//! `latam corpus ...`
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use latam_io::{Compression, Format, InputFile, OutputFormat, resolve_inputs};
+use latam_pipeline::{DEFAULT_PIPELINE, PipelineConfig, PipelineError, RunOptions, RunSummary};
+
+use crate::progress::{ProgressMode, make_progress};
+use crate::{EXIT_INPUT_ERRORS, Failure};
+
+/// The sample corpus built into the binary (see data/sample/README.md).
+pub(crate) const SAMPLE: &[u8] = include_bytes!("../../../data/sample/latam-sample.jsonl.zst");
+/// Its name in stats and the manifest.
+pub(crate) const SAMPLE_NAME: &str = "bundled:latam-sample.jsonl.zst";
+
+#[derive(Subcommand)]
+pub(crate) enum CorpusCommand {
+    /// Run a pipeline over a corpus.
+    ///
+    /// With no arguments, runs the built-in default pipeline over the bundled sample corpus into
+    /// ./latam-out. Output: documents/ (kept), rejected/<step>/ (dropped, with the reason),
+    /// errors.jsonl (unreadable records), stats.json, manifest.json and report.html (the data
+    /// card). Rerunning the same command after a crash resumes where it stopped.
+    ///
+    /// Exit status: 0 done; 1 done, but some records were unreadable (see errors.jsonl);
+    /// 2 usage or configuration error.
+    ///
+    /// Examples:
+    ///   latam corpus run
+    ///   latam corpus run my-pipeline.toml --input data/ --input 'more/*.jsonl.zst' --output out
+    #[command(verbatim_doc_comment)]
+    Run(RunArgs),
+    /// Print the built-in default pipeline (TOML), to copy and edit.
+    DefaultConfig,
+}
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    /// Pipeline file (TOML). Default: the built-in pipeline (`latam corpus default-config`).
+    pipeline: Option<PathBuf>,
+    /// Input file, directory or glob: JSONL (.jsonl/.json/.ndjson, optionally .gz or .zst),
+    /// Parquet, or .txt/.md files (one document each). Repeatable. Default: the pipeline's
+    /// [input] paths, else the bundled sample corpus.
+    #[arg(short, long = "input", value_name = "PATH")]
+    inputs: Vec<String>,
+    /// Output directory.
+    #[arg(short, long, default_value = "latam-out")]
+    output: PathBuf,
+    /// Worker threads (default: one per core).
+    #[arg(short, long)]
+    workers: Option<usize>,
+    /// Progress display on stderr: a bar, JSON lines, or nothing (default: bar on a terminal).
+    #[arg(long, value_enum)]
+    progress: Option<ProgressMode>,
+    /// Replace an output directory that holds another run.
+    #[arg(long)]
+    overwrite: bool,
+    /// Output format, overriding the pipeline's [output] format.
+    #[arg(long, value_enum)]
+    output_format: Option<FormatArg>,
+    /// Output compression (JSONL), overriding the pipeline's [output] compression.
+    #[arg(long, value_enum)]
+    compression: Option<CompressionArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum FormatArg {
+    Jsonl,
+    Parquet,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum CompressionArg {
+    Zstd,
+    Gzip,
+    None,
+}
+
+pub(crate) fn run(command: CorpusCommand) -> Result<u8, Failure> {
+    match command {
+        CorpusCommand::DefaultConfig => {
+            std::io::stdout().write_all(DEFAULT_PIPELINE.as_bytes())?;
+            Ok(0)
+        }
+        CorpusCommand::Run(args) => run_pipeline(&args),
+    }
+}
+
+/// Loads the pipeline named on the command line, or the default one.
+pub(crate) fn load_pipeline(path: Option<&PathBuf>) -> Result<PipelineConfig, Failure> {
+    match path {
+        Some(path) => PipelineConfig::from_file(path).map_err(Failure::usage),
+        None => Ok(PipelineConfig::default_pipeline()),
+    }
+}
+
+/// The inputs: the command line's, else the pipeline's, else the bundled sample.
+pub(crate) fn inputs_for(
+    args: &[String],
+    config: &PipelineConfig,
+) -> Result<Vec<InputFile>, Failure> {
+    let specs = if args.is_empty() {
+        &config.input.paths
+    } else {
+        args
+    };
+    if specs.is_empty() {
+        return Ok(vec![InputFile::in_memory(
+            SAMPLE_NAME,
+            Format::Jsonl(Compression::Zstd),
+            SAMPLE,
+        )]);
+    }
+    resolve_inputs(specs).map_err(Failure::usage)
+}
+
+pub(crate) fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+fn run_pipeline(args: &RunArgs) -> Result<u8, Failure> {
+    let mut config = load_pipeline(args.pipeline.as_ref())?;
+    if let Some(format) = args.output_format {
+        config.output.format = match format {
+            FormatArg::Jsonl => OutputFormat::Jsonl,
+            FormatArg::Parquet => OutputFormat::Parquet,
+        };
+    }
+    if let Some(compression) = args.compression {
+        config.output.compression = match compression {
+            CompressionArg::Zstd => Compression::Zstd,
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::None => Compression::None,
+        };
+    }
+    let inputs = inputs_for(&args.inputs, &config)?;
+    for input in inputs.iter().filter(|i| i.size == 0) {
+        tracing::warn!("{} is empty", input.name);
+    }
+    let options = RunOptions {
+        inputs,
+        output: args.output.clone(),
+        workers: args.workers.unwrap_or_else(default_workers),
+        overwrite: args.overwrite,
+        command: std::env::args().collect(),
+    };
+    let progress = make_progress(args.progress);
+    let summary =
+        latam_pipeline::run(&config, &options, progress.as_ref()).map_err(|e| match e {
+            PipelineError::Config { .. }
+            | PipelineError::Step { .. }
+            | PipelineError::OutputInUse { .. } => Failure::usage(e),
+            other => Failure::from(other),
+        })?;
+    print_summary(&summary);
+    Ok(if summary.stats.documents.errors > 0 {
+        EXIT_INPUT_ERRORS
+    } else {
+        0
+    })
+}
+
+/// The table at the end of a run, on stderr.
+fn print_summary(summary: &RunSummary) {
+    let s = &summary.stats;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "\n{:<18} {:>9} {:>9} {:>9}  top reasons\n",
+        "step", "in", "out", "dropped"
+    ));
+    for step in &s.steps {
+        let mut reasons: Vec<_> = step.dropped_by_reason.iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let top: Vec<String> = reasons
+            .iter()
+            .take(3)
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        out.push_str(&format!(
+            "{:<18} {:>9} {:>9} {:>9}  {}\n",
+            step.name,
+            step.input,
+            step.out,
+            step.dropped,
+            top.join(", ")
+        ));
+    }
+    let d = &s.documents;
+    let secs = summary.elapsed.as_secs_f64().max(1e-9);
+    out.push_str(&format!(
+        "\nread {} documents ({:.1} MB of text); kept {} ({:.1} MB), rejected {}, unreadable records {}\n",
+        d.read,
+        s.bytes.read as f64 / 1e6,
+        d.kept,
+        s.bytes.kept as f64 / 1e6,
+        d.rejected,
+        d.errors
+    ));
+    if summary.resumed_shards > 0 {
+        out.push_str(&format!(
+            "resumed: {} of {} shards were already done\n",
+            summary.resumed_shards, summary.shards
+        ));
+    }
+    out.push_str(&format!(
+        "{:.2} s, {:.1} MB/s, {:.0} docs/s\n\n",
+        secs,
+        s.bytes.read as f64 / 1e6 / secs,
+        d.read as f64 / secs
+    ));
+    let root = summary.output.display();
+    out.push_str(&format!("data card:  {root}/report.html\nstats:      {root}/stats.json\ndocuments:  {root}/documents/\n"));
+    if d.errors > 0 {
+        out.push_str(&format!(
+            "errors:     {root}/errors.jsonl ({} unreadable records)\n",
+            d.errors
+        ));
+    }
+    eprint!("{out}");
+}

@@ -1,0 +1,19 @@
+//! Core types of the latam toolkit: the [`Document`] that flows through every pipeline, and the
+//! two kinds of pipeline stage, [`Step`] (one document at a time, run in parallel) and
+//! [`OrderedStep`] (its verdict depends on the documents before it in corpus order).
+//!
+//! ```
+//! use latam_core::{Document, Step, Verdict};
+//!
+//! let drop_short = |doc: &mut Document| {
+//!     if doc.text.len() < 10 { Verdict::reject("too_short") } else { Verdict::Keep }
+//! };
+//! let mut doc = Document::from_json_line(r#"{"id": "a", "text": "hola"}"#, &Default::default()).unwrap();
+//! assert_eq!(drop_short.process(&mut doc), Verdict::reject("too_short"));
+//! ```
+
+mod document;
+mod step;
+
+pub use document::{Document, DocumentError, FieldNames};
+pub use step::{OrderedStep, Step, Verdict};

@@ -1,0 +1,590 @@
+//! The engine: a reader thread cuts the inputs into batches and shards, the workers run the
+//! steps over waves of batches in parallel (ordered steps decide in corpus order between
+//! them), and a writer thread writes each shard's parts and, last, its completion marker.
+//!
+//! ```text
+//! reader ──batches──► workers (rayon: parse, steps; ordered steps in order) ──► writer
+//!                                                                  parts + .latam/shards/*
+//! ```
+//!
+//! Batches and shards are cut from the input alone (document counts and text bytes), so the
+//! output does not depend on the number of workers, and a rerun after a crash skips the shards
+//! whose marker exists and replays their ordered-step keys.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use latam_core::{Document, FieldNames, Verdict};
+use latam_io::{InputFile, ReadOptions, Record, RecordKind, RecordReader};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::PipelineConfig;
+use crate::state::{OutputDir, ShardWriter};
+use crate::stats::RunStats;
+use crate::steps::{Stage, build_stages};
+use crate::{PipelineError, Progress, ProgressUpdate};
+
+/// Largest batch: documents.
+const BATCH_DOCS: usize = 256;
+/// Largest batch: text bytes.
+const BATCH_BYTES: usize = 4 << 20;
+
+/// What to run the pipeline over, and how.
+pub struct RunOptions {
+    /// The input files, in order.
+    pub inputs: Vec<InputFile>,
+    /// The output directory.
+    pub output: PathBuf,
+    /// Worker threads.
+    pub workers: usize,
+    /// Replace an output directory that holds another run.
+    pub overwrite: bool,
+    /// The command line, recorded in the manifest.
+    pub command: Vec<String>,
+}
+
+/// An unreadable record: `errors.jsonl` holds one per line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    /// The input file.
+    pub file: String,
+    /// Its line (row, for Parquet); 0 when the file could not be opened.
+    pub line: u64,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// One input as read: for the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputSummary {
+    /// The path as found.
+    pub name: String,
+    /// Stored size in bytes.
+    pub size: u64,
+    /// SHA-256 of the stored bytes (absent for Parquet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// The merged statistics.
+    pub stats: RunStats,
+    /// Shards written in all, and how many of them a previous run had finished.
+    pub shards: usize,
+    /// Shards found finished and skipped.
+    pub resumed_shards: usize,
+    /// Wall time of this invocation.
+    pub elapsed: Duration,
+    /// The output directory.
+    pub output: PathBuf,
+}
+
+/// Where a document stands.
+pub(crate) enum Fate {
+    Alive,
+    Rejected { step: usize },
+}
+
+/// One record after parsing.
+pub(crate) enum Slot {
+    Doc {
+        doc: Document,
+        read_bytes: u64,
+        fate: Fate,
+    },
+    Error(ErrorRecord),
+}
+
+struct RawBatch {
+    shard: usize,
+    records: Vec<(u32, Record)>,
+    last_in_shard: bool,
+}
+
+struct Batch {
+    shard: usize,
+    slots: Vec<Slot>,
+    keys: Vec<u128>,
+    stats: RunStats,
+    last_in_shard: bool,
+}
+
+/// Messages to the writer thread.
+pub(crate) enum WriterMsg {
+    Slots {
+        shard: usize,
+        slots: Vec<Slot>,
+    },
+    EndShard {
+        shard: usize,
+        stats: Box<RunStats>,
+        keys: Vec<Vec<u128>>,
+    },
+}
+
+/// Runs a pipeline.
+pub fn run(
+    config: &PipelineConfig,
+    options: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunSummary, PipelineError> {
+    let started = Instant::now();
+    let mut stages = build_stages(config)?;
+    let names = config.step_names();
+    let step_ids: Vec<(String, String)> = names
+        .iter()
+        .zip(&config.steps)
+        .map(|(n, s)| (n.clone(), s.type_name().to_owned()))
+        .collect();
+    let out = OutputDir::prepare(&options.output, config, &options.inputs, options.overwrite)?;
+
+    // Resume: replay the ordered-step keys of the finished shards.
+    let finished = out.finished_shards(&step_ids)?;
+    let ordered: Vec<usize> = stages
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s, Stage::Ordered(_)))
+        .map(|(i, _)| i)
+        .collect();
+    for shard in 0..finished {
+        let keys = out.read_keys(shard, ordered.len())?;
+        for (stage, keys) in ordered.iter().zip(keys) {
+            let Stage::Ordered(step) = &mut stages[*stage] else {
+                unreachable!()
+            };
+            for key in keys {
+                step.admit(key);
+            }
+        }
+    }
+    if finished > 0 {
+        tracing::info!("resuming: {finished} shard(s) already finished are skipped");
+    }
+
+    let workers = options.workers.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("latam-worker-{i}"))
+        .build()
+        .map_err(|e| PipelineError::Internal(format!("cannot start worker threads: {e}")))?;
+    let (raw_tx, raw_rx) = bounded::<RawBatch>(workers * 4);
+    let (out_tx, out_rx) = bounded::<WriterMsg>(workers * 4);
+    let consumed = Arc::new(AtomicU64::new(0));
+    let stored_total: u64 = options.inputs.iter().map(|i| i.size).sum();
+    let shard_bytes = config.output.shard_mb * 1_000_000;
+
+    let result = std::thread::scope(|scope| {
+        let reader = {
+            let inputs = &options.inputs;
+            let read_options = config.input.read_options();
+            let consumed = Arc::clone(&consumed);
+            scope.spawn(move || {
+                read_inputs(
+                    inputs,
+                    &read_options,
+                    shard_bytes,
+                    finished,
+                    &raw_tx,
+                    &consumed,
+                )
+            })
+        };
+        let writer = {
+            let writer = ShardWriter::new(&out, &config.output, &names);
+            scope.spawn(move || writer.run(&out_rx))
+        };
+        let fields = config.input.read_options().fields;
+        let context = Context {
+            pool: &pool,
+            names: &names,
+            step_ids: &step_ids,
+            inputs: &options.inputs,
+            fields: &fields,
+            ordered: &ordered,
+        };
+        let shards = context.process(&mut stages, &raw_rx, &out_tx, |docs, text_bytes, kept| {
+            progress.update(&ProgressUpdate {
+                docs,
+                text_bytes,
+                kept,
+                stored_bytes: consumed.load(Ordering::Relaxed),
+                stored_total,
+                elapsed: started.elapsed(),
+            });
+        });
+        drop(out_tx);
+        drop(raw_rx);
+        let written = writer
+            .join()
+            .map_err(|_| PipelineError::Internal("the writer thread panicked".into()))?;
+        let inputs = reader
+            .join()
+            .map_err(|_| PipelineError::Internal("the reader thread panicked".into()))?;
+        written?;
+        Ok::<_, PipelineError>((shards, inputs))
+    });
+    let (shards, inputs) = result?;
+    progress.finish();
+    let shards = shards.max(finished);
+    let stats = out.finalize(
+        config,
+        options,
+        &step_ids,
+        &inputs,
+        shards,
+        finished,
+        started.elapsed(),
+    )?;
+    Ok(RunSummary {
+        stats,
+        shards,
+        resumed_shards: finished,
+        elapsed: started.elapsed(),
+        output: options.output.clone(),
+    })
+}
+
+/// The reader thread: cuts the inputs into batches and shards; returns what the manifest says
+/// of each input.
+fn read_inputs(
+    inputs: &[InputFile],
+    options: &ReadOptions,
+    shard_bytes: u64,
+    skip_shards: usize,
+    tx: &Sender<RawBatch>,
+    consumed: &AtomicU64,
+) -> Vec<InputSummary> {
+    let mut summaries = Vec::with_capacity(inputs.len());
+    let mut shard = 0;
+    let mut shard_fill = 0u64;
+    let mut batch: Vec<(u32, Record)> = Vec::new();
+    let mut batch_bytes = 0usize;
+    let mut out = BatchSender {
+        tx,
+        skip_shards,
+        open: true,
+        sent_any: false,
+    };
+    for (index, input) in inputs.iter().enumerate() {
+        let mut reader = RecordReader::open(input, options);
+        let mut last_total = 0;
+        while out.open
+            && let Some(record) = reader.next()
+        {
+            let bytes = match &record.kind {
+                RecordKind::Json(line) => line.len(),
+                RecordKind::Doc(doc) => doc.text.len(),
+                RecordKind::Error(_) => 0,
+            };
+            batch.push((index as u32, record));
+            batch_bytes += bytes;
+            shard_fill += bytes as u64;
+            if batch.len() >= BATCH_DOCS || batch_bytes >= BATCH_BYTES {
+                let last = shard_fill >= shard_bytes;
+                out.send(std::mem::take(&mut batch), shard, last);
+                batch_bytes = 0;
+                if last {
+                    shard += 1;
+                    shard_fill = 0;
+                }
+            }
+            let total = reader.stored_bytes_read();
+            consumed.fetch_add(total - last_total, Ordering::Relaxed);
+            last_total = total;
+        }
+        if input.format == latam_io::Format::Parquet {
+            consumed.fetch_add(input.size, Ordering::Relaxed);
+        }
+        summaries.push(InputSummary {
+            name: input.name.clone(),
+            size: input.size,
+            sha256: reader.sha256(),
+        });
+    }
+    if !batch.is_empty() || !out.sent_any {
+        out.send(batch, shard, true);
+    }
+    summaries
+}
+
+/// Sends the batches of unfinished shards; those of finished ones are only counted.
+struct BatchSender<'a> {
+    tx: &'a Sender<RawBatch>,
+    skip_shards: usize,
+    open: bool,
+    sent_any: bool,
+}
+
+impl BatchSender<'_> {
+    fn send(&mut self, records: Vec<(u32, Record)>, shard: usize, last_in_shard: bool) {
+        self.sent_any = true;
+        if self.open && shard >= self.skip_shards {
+            self.open = self
+                .tx
+                .send(RawBatch {
+                    shard,
+                    records,
+                    last_in_shard,
+                })
+                .is_ok();
+        }
+    }
+}
+
+/// What the workers share.
+struct Context<'a> {
+    pool: &'a rayon::ThreadPool,
+    names: &'a [String],
+    step_ids: &'a [(String, String)],
+    inputs: &'a [InputFile],
+    fields: &'a FieldNames,
+    /// Indices of the ordered steps.
+    ordered: &'a [usize],
+}
+
+impl Context<'_> {
+    /// Parses the records of a batch (in a worker).
+    fn parse(&self, raw: RawBatch) -> Batch {
+        let mut slots = Vec::with_capacity(raw.records.len());
+        let mut stats = RunStats::new(self.step_ids);
+        for (input, record) in raw.records {
+            let input = &self.inputs[input as usize];
+            let doc = match record.kind {
+                RecordKind::Json(line) => {
+                    Document::from_json_line(&line, self.fields).map_err(|e| e.to_string())
+                }
+                RecordKind::Doc(doc) => Ok(doc),
+                RecordKind::Error(message) => Err(message),
+            };
+            match doc {
+                Ok(mut doc) => {
+                    if doc.id.is_empty() {
+                        doc.id = format!("{}:{}", input.text_id, record.line);
+                    }
+                    let read_bytes = doc.text.len() as u64;
+                    slots.push(Slot::Doc {
+                        doc,
+                        read_bytes,
+                        fate: Fate::Alive,
+                    });
+                }
+                Err(error) => {
+                    stats.documents.errors += 1;
+                    slots.push(Slot::Error(ErrorRecord {
+                        file: input.name.clone(),
+                        line: record.line,
+                        error,
+                    }));
+                }
+            }
+        }
+        Batch {
+            shard: raw.shard,
+            slots,
+            keys: Vec::new(),
+            stats,
+            last_in_shard: raw.last_in_shard,
+        }
+    }
+
+    /// Runs the map steps `range` over one batch (in a worker).
+    fn run_map_steps(&self, batch: &mut Batch, stages: &[Stage], range: Range<usize>) {
+        for step in range {
+            let Stage::Map(stage) = &stages[step] else {
+                unreachable!("a map range holds map steps")
+            };
+            let t = Instant::now();
+            for slot in &mut batch.slots {
+                let Slot::Doc {
+                    doc,
+                    fate: fate @ Fate::Alive,
+                    ..
+                } = slot
+                else {
+                    continue;
+                };
+                let verdict = stage.process(doc);
+                record_verdict(&mut batch.stats, step, &verdict);
+                if let Verdict::Reject(reason) = &verdict {
+                    reject(doc, fate, step, &self.names[step], reason);
+                }
+            }
+            batch.stats.steps[step].time_s += t.elapsed().as_secs_f64();
+        }
+    }
+
+    /// Runs ordered step `index`: keys in parallel, verdicts in corpus order. Returns the keys
+    /// shown to the step, for the shard's log.
+    fn run_ordered_step(
+        &self,
+        wave: &mut [Batch],
+        stages: &mut [Stage],
+        index: usize,
+        log: &mut Vec<u128>,
+    ) -> f64 {
+        let t = Instant::now();
+        let Stage::Ordered(step) = &stages[index] else {
+            unreachable!("an ordered step")
+        };
+        self.pool.install(|| {
+            wave.par_iter_mut().for_each(|b| {
+                b.keys = b
+                    .slots
+                    .iter()
+                    .filter_map(|s| match s {
+                        Slot::Doc {
+                            doc,
+                            fate: Fate::Alive,
+                            ..
+                        } => Some(step.key(doc)),
+                        _ => None,
+                    })
+                    .collect();
+            });
+        });
+        let Stage::Ordered(step) = &mut stages[index] else {
+            unreachable!("an ordered step")
+        };
+        for b in wave {
+            let mut keys = std::mem::take(&mut b.keys).into_iter();
+            for slot in &mut b.slots {
+                let Slot::Doc {
+                    doc,
+                    fate: fate @ Fate::Alive,
+                    ..
+                } = slot
+                else {
+                    continue;
+                };
+                let key = keys.next().expect("one key per live document");
+                log.push(key);
+                let verdict = step.admit(key);
+                record_verdict(&mut b.stats, index, &verdict);
+                if let Verdict::Reject(reason) = &verdict {
+                    reject(doc, fate, index, &self.names[index], reason);
+                }
+            }
+        }
+        t.elapsed().as_secs_f64()
+    }
+
+    /// The main loop: waves of batches through the steps, then to the writer. Returns the
+    /// number of shards completed.
+    fn process(
+        &self,
+        stages: &mut [Stage],
+        rx: &Receiver<RawBatch>,
+        tx: &Sender<WriterMsg>,
+        report: impl Fn(u64, u64, u64),
+    ) -> usize {
+        let wave_size = self.pool.current_num_threads() * 2;
+        let (mut docs, mut bytes, mut kept) = (0u64, 0u64, 0u64);
+        let mut shard_stats = RunStats::new(self.step_ids);
+        let mut shard_keys: Vec<Vec<u128>> = vec![Vec::new(); self.ordered.len()];
+        let mut shards = 0;
+        while let Ok(first) = rx.recv() {
+            // A wave never spans two shards.
+            let mut raw = vec![first];
+            while raw.len() < wave_size && !raw.last().is_some_and(|b| b.last_in_shard) {
+                match rx.recv() {
+                    Ok(b) => raw.push(b),
+                    Err(_) => break,
+                }
+            }
+            let mut wave: Vec<Batch> = self
+                .pool
+                .install(|| raw.into_par_iter().map(|b| self.parse(b)).collect());
+
+            let mut start = 0;
+            for (k, &boundary) in self
+                .ordered
+                .iter()
+                .chain(std::iter::once(&stages.len()))
+                .enumerate()
+            {
+                let shared: &[Stage] = stages;
+                self.pool.install(|| {
+                    wave.par_iter_mut()
+                        .for_each(|b| self.run_map_steps(b, shared, start..boundary))
+                });
+                if boundary == stages.len() {
+                    break;
+                }
+                shard_stats.steps[boundary].time_s +=
+                    self.run_ordered_step(&mut wave, stages, boundary, &mut shard_keys[k]);
+                start = boundary + 1;
+            }
+
+            for mut batch in wave {
+                for slot in &batch.slots {
+                    if let Slot::Doc {
+                        doc,
+                        read_bytes,
+                        fate,
+                    } = slot
+                    {
+                        let is_kept = matches!(fate, Fate::Alive);
+                        batch.stats.count_document(doc, *read_bytes, is_kept);
+                        docs += 1;
+                        bytes += read_bytes;
+                        kept += u64::from(is_kept);
+                    }
+                }
+                shard_stats.merge(&batch.stats);
+                let shard = batch.shard;
+                if tx
+                    .send(WriterMsg::Slots {
+                        shard,
+                        slots: batch.slots,
+                    })
+                    .is_err()
+                {
+                    return shards;
+                }
+                if batch.last_in_shard {
+                    let stats = Box::new(std::mem::replace(
+                        &mut shard_stats,
+                        RunStats::new(self.step_ids),
+                    ));
+                    let keys =
+                        std::mem::replace(&mut shard_keys, vec![Vec::new(); self.ordered.len()]);
+                    if tx.send(WriterMsg::EndShard { shard, stats, keys }).is_err() {
+                        return shards;
+                    }
+                    shards = shard + 1;
+                }
+            }
+            report(docs, bytes, kept);
+        }
+        shards
+    }
+}
+
+fn reject(doc: &mut Document, fate: &mut Fate, step: usize, name: &str, reason: &str) {
+    let mut rejected = Map::new();
+    rejected.insert("step".into(), Value::from(name));
+    rejected.insert("reason".into(), Value::from(reason));
+    doc.metadata
+        .insert("rejected".into(), Value::Object(rejected));
+    *fate = Fate::Rejected { step };
+}
+
+fn record_verdict(stats: &mut RunStats, step: usize, verdict: &Verdict) {
+    let s = &mut stats.steps[step];
+    s.input += 1;
+    match verdict {
+        Verdict::Keep => s.out += 1,
+        Verdict::Reject(reason) => {
+            s.dropped += 1;
+            *s.dropped_by_reason.entry(reason.to_string()).or_default() += 1;
+        }
+    }
+}

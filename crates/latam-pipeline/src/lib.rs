@@ -1,0 +1,112 @@
+//! The corpus pipeline behind `latam corpus run`: a TOML [`PipelineConfig`] names the steps;
+//! [`run`] streams the inputs through them on a pool of workers and writes the documented
+//! layout:
+//!
+//! ```text
+//! OUT/documents/part-00000.jsonl.zst     kept documents
+//! OUT/rejected/<step>/part-00000.jsonl.zst  rejected ones, with metadata.rejected = {step, reason}
+//! OUT/errors.jsonl                       unreadable input: {file, line, error}
+//! OUT/stats.json                         per step: in, out, dropped by reason, time; totals
+//! OUT/manifest.json                      config, version, seeds, inputs and outputs with hashes
+//! OUT/report.html                        the data card
+//! ```
+//!
+//! ```no_run
+//! use latam_pipeline::{run, PipelineConfig, RunOptions, NoProgress};
+//!
+//! let config = PipelineConfig::default_pipeline();
+//! let inputs = latam_io::resolve_inputs(&["corpus/".into()])?;
+//! let options = RunOptions { inputs, output: "out".into(), workers: 2, overwrite: false, command: vec![] };
+//! let summary = run(&config, &options, &NoProgress)?;
+//! println!("kept {} of {}", summary.stats.documents.kept, summary.stats.documents.read);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod config;
+mod engine;
+mod report;
+mod state;
+mod stats;
+mod steps;
+
+use std::time::Duration;
+
+pub use config::{DEFAULT_PIPELINE, InputConfig, OutputConfig, PipelineConfig, StepConfig};
+pub use engine::{ErrorRecord, InputSummary, RunOptions, RunSummary, run};
+pub use stats::{ByteTotals, DocumentTotals, GroupCounts, RunStats, StepStats};
+pub use steps::{FilterMetadata, FilterMetadataConfig};
+
+/// Errors that stop a run (unreadable records do not: they go to `errors.jsonl`).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A pipeline file that does not parse or validate.
+    #[error("{origin}: {message}")]
+    Config {
+        /// The file.
+        origin: String,
+        /// What is wrong, with the line and the accepted values.
+        message: String,
+    },
+    /// A step whose settings are invalid.
+    #[error("step `{step}`: {message}")]
+    Step {
+        /// The step's name.
+        step: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An output directory that holds something else.
+    #[error("{path}: {reason}; pass --overwrite to replace it, or choose another --output")]
+    OutputInUse {
+        /// The directory.
+        path: String,
+        /// What it holds.
+        reason: String,
+    },
+    /// Reading or writing files failed.
+    #[error(transparent)]
+    Io(#[from] latam_io::IoError),
+    /// A broken state file of a previous run.
+    #[error("{path}: {message}")]
+    State {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A failure inside the engine.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Where a run stands, reported after every wave of batches.
+#[derive(Debug, Clone, Copy)]
+pub struct ProgressUpdate {
+    /// Documents processed.
+    pub docs: u64,
+    /// Their text bytes.
+    pub text_bytes: u64,
+    /// Documents kept.
+    pub kept: u64,
+    /// Stored input bytes read (compressed size), for a completion fraction.
+    pub stored_bytes: u64,
+    /// Stored size of all inputs.
+    pub stored_total: u64,
+    /// Time since the start.
+    pub elapsed: Duration,
+}
+
+/// A receiver of progress (a progress bar, JSON lines, nothing).
+pub trait Progress: Sync {
+    /// A new position.
+    fn update(&self, update: &ProgressUpdate);
+    /// The run is over.
+    fn finish(&self) {}
+}
+
+/// No progress output.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn update(&self, _: &ProgressUpdate) {}
+}

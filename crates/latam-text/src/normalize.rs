@@ -1,0 +1,346 @@
+//! `normalize`: Unicode normalization form, control and zero-width characters, Unicode spaces,
+//! whitespace runs and blank lines, and mojibake (UTF-8 decoded as Latin-1 or Windows-1252,
+//! which turns `é` into `Ã©` and `’` into `â€™`; Spanish and Portuguese text is full of it).
+
+use std::borrow::Cow;
+
+use latam_core::{Document, Step, Verdict};
+use serde::{Deserialize, Serialize};
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick, is_nfkc_quick};
+
+/// Unicode normalization form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnicodeForm {
+    /// Canonical composition (the default: `e` + combining acute becomes `é`).
+    Nfc,
+    /// Compatibility composition (also folds ligatures, full-width forms, superscripts).
+    Nfkc,
+    /// Leave the form as it is.
+    None,
+}
+
+/// Settings of the `normalize` step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NormalizeConfig {
+    /// Repair UTF-8 that was decoded as Latin-1 or Windows-1252 (`Ã©` → `é`, `â€œ` → `“`).
+    pub fix_mojibake: bool,
+    /// Unicode normalization form: `nfc`, `nfkc` or `none`.
+    pub form: UnicodeForm,
+    /// Remove control characters (but newline and tab), zero-width spaces, soft hyphens, BOMs.
+    pub remove_control: bool,
+    /// Turn no-break, thin, ideographic and other Unicode spaces into plain spaces, and Unicode
+    /// line and paragraph separators into newlines.
+    pub unicode_spaces: bool,
+    /// Collapse runs of spaces and tabs into one space, strip them at line ends, trim the text.
+    pub collapse_whitespace: bool,
+    /// Most blank lines kept in a row (paragraph breaks); more are dropped.
+    pub max_blank_lines: usize,
+}
+
+impl Default for NormalizeConfig {
+    fn default() -> Self {
+        Self {
+            fix_mojibake: true,
+            form: UnicodeForm::Nfc,
+            remove_control: true,
+            unicode_spaces: true,
+            collapse_whitespace: true,
+            max_blank_lines: 1,
+        }
+    }
+}
+
+impl NormalizeConfig {
+    /// Builds the step.
+    pub fn build(&self) -> Normalize {
+        Normalize {
+            config: self.clone(),
+        }
+    }
+}
+
+/// The `normalize` step. Rejects documents left empty (`empty`).
+#[derive(Debug, Clone)]
+pub struct Normalize {
+    config: NormalizeConfig,
+}
+
+impl Normalize {
+    /// Normalizes one text.
+    pub fn normalize(&self, text: &str) -> String {
+        let c = &self.config;
+        let mut text: Cow<'_, str> = Cow::Borrowed(text);
+        if c.fix_mojibake {
+            if let Cow::Owned(fixed) = fix_mojibake(&text) {
+                text = Cow::Owned(fixed);
+            }
+        }
+        let mut out = String::with_capacity(text.len());
+        clean_chars(&text, c, &mut out);
+        match c.form {
+            UnicodeForm::Nfc if is_nfc_quick(out.chars()) != IsNormalized::Yes => {
+                out = out.nfc().collect();
+            }
+            UnicodeForm::Nfkc if is_nfkc_quick(out.chars()) != IsNormalized::Yes => {
+                out = out.nfkc().collect();
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+impl Step for Normalize {
+    fn process(&self, doc: &mut Document) -> Verdict {
+        doc.text = self.normalize(&doc.text);
+        if doc.text.is_empty() {
+            Verdict::reject("empty")
+        } else {
+            Verdict::Keep
+        }
+    }
+}
+
+fn is_unicode_space(c: char) -> bool {
+    matches!(
+        c,
+        '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
+    )
+}
+
+fn is_removable(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{200b}' | '\u{2060}' | '\u{feff}' | '\u{ad}')
+}
+
+/// One pass over the characters: line breaks, controls, spaces, whitespace runs, blank lines.
+fn clean_chars(text: &str, c: &NormalizeConfig, out: &mut String) {
+    let mut blank_run = 0usize; // consecutive newlines already written minus one
+    let mut pending_space = false;
+    let mut at_line_start = true;
+    let mut chars = text.chars().peekable();
+    while let Some(mut ch) = chars.next() {
+        if ch == '\r' {
+            if chars.peek() == Some(&'\n') {
+                continue;
+            }
+            ch = '\n';
+        }
+        if c.unicode_spaces {
+            if is_unicode_space(ch) {
+                ch = ' ';
+            } else if matches!(ch, '\u{2028}' | '\u{2029}' | '\u{85}') {
+                ch = '\n';
+            }
+        }
+        if c.remove_control && is_removable(ch) {
+            continue;
+        }
+        if !c.collapse_whitespace {
+            out.push(ch);
+            continue;
+        }
+        match ch {
+            ' ' | '\t' => pending_space = !at_line_start,
+            '\n' => {
+                pending_space = false;
+                if at_line_start {
+                    blank_run += 1;
+                } else {
+                    blank_run = 0;
+                }
+                if !out.is_empty() && blank_run <= c.max_blank_lines {
+                    out.push('\n');
+                }
+                at_line_start = true;
+            }
+            _ => {
+                if pending_space {
+                    out.push(' ');
+                    pending_space = false;
+                }
+                out.push(ch);
+                at_line_start = false;
+            }
+        }
+    }
+    if c.collapse_whitespace {
+        let end = out.trim_end().len();
+        out.truncate(end);
+    }
+}
+
+/// The Windows-1252 byte a character came from when UTF-8 was decoded as Windows-1252 or
+/// Latin-1, for the bytes 0x80..=0xFF.
+fn cp1252_byte(c: char) -> Option<u8> {
+    let b = match c {
+        '\u{80}'..='\u{ff}' => c as u32 as u8,
+        '€' => 0x80,
+        '‚' => 0x82,
+        'ƒ' => 0x83,
+        '„' => 0x84,
+        '…' => 0x85,
+        '†' => 0x86,
+        '‡' => 0x87,
+        'ˆ' => 0x88,
+        '‰' => 0x89,
+        'Š' => 0x8a,
+        '‹' => 0x8b,
+        'Œ' => 0x8c,
+        'Ž' => 0x8e,
+        '‘' => 0x91,
+        '’' => 0x92,
+        '“' => 0x93,
+        '”' => 0x94,
+        '•' => 0x95,
+        '–' => 0x96,
+        '—' => 0x97,
+        '˜' => 0x98,
+        '™' => 0x99,
+        'š' => 0x9a,
+        '›' => 0x9b,
+        'œ' => 0x9c,
+        'ž' => 0x9e,
+        'Ÿ' => 0x9f,
+        _ => return None,
+    };
+    Some(b)
+}
+
+/// Repairs mojibake: runs of characters that are the Windows-1252/Latin-1 reading of one UTF-8
+/// sequence (`Ã©` → `é`, `Ã£` → `ã`, `â€™` → `’`) are decoded back. Only complete, valid UTF-8
+/// sequences are replaced, so `NÃO` or `Ángel` stay as they are. Double-encoded text is
+/// repaired too (up to three rounds).
+pub fn fix_mojibake(text: &str) -> Cow<'_, str> {
+    let mut current = Cow::Borrowed(text);
+    for _ in 0..3 {
+        match fix_once(&current) {
+            Some(fixed) => current = Cow::Owned(fixed),
+            None => break,
+        }
+    }
+    current
+}
+
+fn fix_once(text: &str) -> Option<String> {
+    // Every mojibake sequence starts with a lead byte 0xC2..=0xF4 read as Â..ô, which UTF-8
+    // encodes as 0xC3 0x82..=0xB4: texts without a 0xC3 byte have none.
+    if !text.as_bytes().contains(&0xc3) {
+        return None;
+    }
+    let mut out: Option<String> = None;
+    let mut copied = 0; // bytes of `text` already in `out`
+    let mut iter = text.char_indices();
+    while let Some((start, c)) = iter.next() {
+        let lead = c as u32;
+        let needed = match lead {
+            0xc2..=0xdf => 1,
+            0xe0..=0xef => 2,
+            0xf0..=0xf4 => 3,
+            _ => continue,
+        };
+        let mut bytes = [lead as u8, 0, 0, 0];
+        let mut lookahead = iter.clone();
+        let mut end = start + c.len_utf8();
+        let mut ok = true;
+        for slot in bytes.iter_mut().skip(1).take(needed) {
+            match lookahead.next() {
+                Some((i, next)) => match cp1252_byte(next) {
+                    Some(b @ 0x80..=0xbf) => {
+                        *slot = b;
+                        end = i + next.len_utf8();
+                    }
+                    _ => {
+                        ok = false;
+                        break;
+                    }
+                },
+                None => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let Ok(decoded) = std::str::from_utf8(&bytes[..=needed]) else {
+            continue;
+        };
+        let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
+        out.push_str(&text[copied..start]);
+        out.push_str(decoded);
+        copied = end;
+        iter = lookahead;
+    }
+    let mut out = out?;
+    out.push_str(&text[copied..]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(text: &str) -> String {
+        NormalizeConfig::default().build().normalize(text)
+    }
+
+    #[test]
+    fn repairs_spanish_and_portuguese_mojibake() {
+        assert_eq!(fix_mojibake("La canciÃ³n del niÃ±o"), "La canción del niño");
+        assert_eq!(fix_mojibake("InformaÃ§Ã£o pÃºblica"), "Informação pública");
+        assert_eq!(
+            fix_mojibake("It didnâ€™t â€œworkâ€\u{9d}"),
+            "It didn’t “work”"
+        );
+        assert_eq!(fix_mojibake("Â¿QuÃ© pasÃ³?"), "¿Qué pasó?");
+        // Double encoding: é → Ã© → ÃƒÂ©.
+        assert_eq!(fix_mojibake("cafÃƒÂ©"), "café");
+    }
+
+    #[test]
+    fn leaves_correct_text_alone() {
+        for text in [
+            "NÃO",
+            "Ángel Ñandú",
+            "São Paulo — «ação»",
+            "Ã ver",
+            "plain ascii",
+        ] {
+            assert!(matches!(fix_mojibake(text), Cow::Borrowed(_)), "{text}");
+        }
+    }
+
+    #[test]
+    fn whitespace_controls_and_blank_lines() {
+        assert_eq!(
+            norm("  a \t b  \r\n\r\n\r\n\r\nc\u{200b}d\u{0}e  "),
+            "a b\n\ncde"
+        );
+        assert_eq!(norm("x\u{a0}y\u{2028}z"), "x y\nz");
+        assert_eq!(norm(" \n\t\n"), "");
+    }
+
+    #[test]
+    fn composes_to_nfc() {
+        assert_eq!(norm("Jose\u{301}"), "José");
+        let nfkc = NormalizeConfig {
+            form: UnicodeForm::Nfkc,
+            ..Default::default()
+        }
+        .build();
+        assert_eq!(nfkc.normalize("ﬁesta"), "fiesta");
+    }
+
+    #[test]
+    fn empty_documents_are_rejected() {
+        let mut doc = Document::new("x", "\u{feff}  \n");
+        assert_eq!(
+            NormalizeConfig::default().build().process(&mut doc),
+            Verdict::reject("empty")
+        );
+    }
+}

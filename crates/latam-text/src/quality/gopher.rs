@@ -1,0 +1,398 @@
+//! The Gopher rules (Rae et al. 2021, "Scaling Language Models", appendix A), with datatrove's
+//! default thresholds.
+
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
+use serde::{Deserialize, Serialize};
+
+use super::duplicates;
+use crate::words::Token;
+
+/// Gopher quality rules. A threshold of 0 turns its rule off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GopherQualityConfig {
+    /// Run these rules.
+    pub enabled: bool,
+    /// Fewest words (tokens with a letter or digit): `gopher_short_doc`.
+    pub min_doc_words: usize,
+    /// Most words: `gopher_long_doc`.
+    pub max_doc_words: usize,
+    /// Shortest mean word length, in characters: `gopher_below_avg_threshold`.
+    pub min_avg_word_length: f64,
+    /// Longest mean word length: `gopher_above_avg_threshold`.
+    pub max_avg_word_length: f64,
+    /// Most `#` per token, and most `...`/`…` per token: `gopher_too_many_hashes`,
+    /// `gopher_too_many_ellipsis`.
+    pub max_symbol_word_ratio: f64,
+    /// Most lines starting with a bullet: `gopher_too_many_bullets`.
+    pub max_bullet_lines_ratio: f64,
+    /// Most lines ending with an ellipsis: `gopher_too_many_end_ellipsis`.
+    pub max_ellipsis_lines_ratio: f64,
+    /// Least share of tokens with a letter (punctuation tokens count in the total):
+    /// `gopher_below_alpha_threshold`.
+    pub min_alpha_words_ratio: f64,
+    /// Fewest stop words of the document's language: `gopher_too_few_stop_words`.
+    pub min_stop_words: usize,
+}
+
+impl Default for GopherQualityConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_doc_words: 50,
+            max_doc_words: 100_000,
+            min_avg_word_length: 3.0,
+            max_avg_word_length: 10.0,
+            max_symbol_word_ratio: 0.1,
+            max_bullet_lines_ratio: 0.9,
+            max_ellipsis_lines_ratio: 0.3,
+            min_alpha_words_ratio: 0.8,
+            min_stop_words: 2,
+        }
+    }
+}
+
+fn is_bullet_line(line: &str) -> bool {
+    line.trim_start()
+        .starts_with(['•', '-', '*', '·', '▪', '◦', '●', '‣'])
+}
+
+fn ratio(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+impl GopherQualityConfig {
+    /// The first rule the text breaks, if any.
+    pub(crate) fn check(
+        &self,
+        text: &str,
+        tokens: &[Token<'_>],
+        stop_words: Option<&FxHashSet<String>>,
+    ) -> Option<&'static str> {
+        if !self.enabled {
+            return None;
+        }
+        let n_tokens = tokens.len();
+        let (mut n_words, mut word_chars, mut n_alpha) = (0usize, 0usize, 0usize);
+        for t in tokens {
+            if t.is_word {
+                n_words += 1;
+                word_chars += if t.text.is_ascii() {
+                    t.text.len()
+                } else {
+                    t.text.chars().count()
+                };
+            }
+            n_alpha += usize::from(t.has_alpha);
+        }
+        if self.min_doc_words > 0 && n_words < self.min_doc_words {
+            return Some("gopher_short_doc");
+        }
+        if self.max_doc_words > 0 && n_words > self.max_doc_words {
+            return Some("gopher_long_doc");
+        }
+        let mean = ratio(word_chars, n_words);
+        if self.min_avg_word_length > 0.0 && mean < self.min_avg_word_length {
+            return Some("gopher_below_avg_threshold");
+        }
+        if self.max_avg_word_length > 0.0 && mean > self.max_avg_word_length {
+            return Some("gopher_above_avg_threshold");
+        }
+        if self.max_symbol_word_ratio > 0.0 {
+            let hashes = memchr_count(b'#', text);
+            if ratio(hashes, n_tokens) > self.max_symbol_word_ratio {
+                return Some("gopher_too_many_hashes");
+            }
+            let ellipses = text.matches("...").count() + text.matches('…').count();
+            if ratio(ellipses, n_tokens) > self.max_symbol_word_ratio {
+                return Some("gopher_too_many_ellipsis");
+            }
+        }
+        if self.max_bullet_lines_ratio > 0.0 || self.max_ellipsis_lines_ratio > 0.0 {
+            let (mut lines, mut bullets, mut ellipsis) = (0, 0, 0);
+            for line in text.lines() {
+                lines += 1;
+                bullets += usize::from(is_bullet_line(line));
+                let end = line.trim_end();
+                ellipsis += usize::from(end.ends_with("...") || end.ends_with('…'));
+            }
+            if self.max_bullet_lines_ratio > 0.0
+                && ratio(bullets, lines) > self.max_bullet_lines_ratio
+            {
+                return Some("gopher_too_many_bullets");
+            }
+            if self.max_ellipsis_lines_ratio > 0.0
+                && ratio(ellipsis, lines) > self.max_ellipsis_lines_ratio
+            {
+                return Some("gopher_too_many_end_ellipsis");
+            }
+        }
+        if self.min_alpha_words_ratio > 0.0 && ratio(n_alpha, n_tokens) < self.min_alpha_words_ratio
+        {
+            return Some("gopher_below_alpha_threshold");
+        }
+        if let Some(stop_words) = stop_words
+            && self.min_stop_words > 0
+        {
+            let mut found = 0;
+            let mut lower = String::new();
+            for t in tokens.iter().filter(|t| t.is_word && t.text.len() <= 8) {
+                let word = if t.text.chars().any(char::is_uppercase) {
+                    lower.clear();
+                    lower.extend(t.text.chars().flat_map(char::to_lowercase));
+                    lower.as_str()
+                } else {
+                    t.text
+                };
+                if stop_words.contains(word) {
+                    found += 1;
+                    if found >= self.min_stop_words {
+                        break;
+                    }
+                }
+            }
+            if found < self.min_stop_words {
+                return Some("gopher_too_few_stop_words");
+            }
+        }
+        None
+    }
+}
+
+fn memchr_count(byte: u8, text: &str) -> usize {
+    text.bytes().filter(|&b| b == byte).count()
+}
+
+/// Gopher repetition rules. A fraction of 0 turns its rule off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GopherRepetitionConfig {
+    /// Run these rules.
+    pub enabled: bool,
+    /// Most lines that repeat an earlier line, as a share of lines: `dup_line_frac`.
+    pub dup_line_frac: f64,
+    /// Most paragraphs (separated by blank lines) that repeat an earlier one: `dup_para_frac`.
+    pub dup_para_frac: f64,
+    /// Most characters in repeated lines, as a share of the text: `dup_line_char_frac`.
+    pub dup_line_char_frac: f64,
+    /// Most characters in repeated paragraphs: `dup_para_char_frac`.
+    pub dup_para_char_frac: f64,
+    /// `[n, fraction]`: most characters covered by the most frequent (repeated) n-gram:
+    /// `top_<n>_gram`.
+    pub top_n_grams: Vec<(usize, f64)>,
+    /// `[n, fraction]`: most characters in n-grams that repeat an earlier one:
+    /// `duplicated_<n>_n_grams`.
+    pub dup_n_grams: Vec<(usize, f64)>,
+}
+
+impl Default for GopherRepetitionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dup_line_frac: 0.3,
+            dup_para_frac: 0.3,
+            dup_line_char_frac: 0.2,
+            dup_para_char_frac: 0.2,
+            top_n_grams: vec![(2, 0.2), (3, 0.18), (4, 0.16)],
+            dup_n_grams: vec![
+                (5, 0.15),
+                (6, 0.14),
+                (7, 0.13),
+                (8, 0.12),
+                (9, 0.11),
+                (10, 0.10),
+            ],
+        }
+    }
+}
+
+fn top_gram_reason(n: usize) -> &'static str {
+    match n {
+        1 => "top_1_gram",
+        2 => "top_2_gram",
+        3 => "top_3_gram",
+        4 => "top_4_gram",
+        _ => "top_n_gram",
+    }
+}
+
+fn dup_gram_reason(n: usize) -> &'static str {
+    match n {
+        5 => "duplicated_5_n_grams",
+        6 => "duplicated_6_n_grams",
+        7 => "duplicated_7_n_grams",
+        8 => "duplicated_8_n_grams",
+        9 => "duplicated_9_n_grams",
+        10 => "duplicated_10_n_grams",
+        _ => "duplicated_n_grams",
+    }
+}
+
+/// Hashes of the n-grams starting at each position (`len - n + 1` of them).
+fn ngram_hashes(word_hashes: &[u64], n: usize, out: &mut Vec<u64>) {
+    out.clear();
+    if n == 0 || word_hashes.len() < n {
+        return;
+    }
+    for window in word_hashes.windows(n) {
+        let mut h: u64 = n as u64;
+        for &w in window {
+            h = (h.rotate_left(23) ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+        out.push(h);
+    }
+}
+
+impl GopherRepetitionConfig {
+    /// The first rule the text breaks, if any.
+    pub(crate) fn check(&self, text: &str, tokens: &[Token<'_>]) -> Option<&'static str> {
+        if !self.enabled || text.is_empty() {
+            return None;
+        }
+        let total = text.len();
+        let exceeds =
+            |limit: f64, part: usize, whole: usize| limit > 0.0 && ratio(part, whole) > limit;
+
+        let paragraphs: Vec<&str> = text
+            .trim()
+            .split("\n\n")
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        let (dup, chars) = duplicates(paragraphs.iter().copied());
+        if exceeds(self.dup_para_frac, dup, paragraphs.len()) {
+            return Some("dup_para_frac");
+        }
+        if exceeds(self.dup_para_char_frac, chars, total) {
+            return Some("dup_para_char_frac");
+        }
+        let lines: Vec<&str> = text.split('\n').filter(|l| !l.is_empty()).collect();
+        let (dup, chars) = duplicates(lines.iter().copied());
+        if exceeds(self.dup_line_frac, dup, lines.len()) {
+            return Some("dup_line_frac");
+        }
+        if exceeds(self.dup_line_char_frac, chars, total) {
+            return Some("dup_line_char_frac");
+        }
+
+        let word_hashes: Vec<u64> = tokens
+            .iter()
+            .map(|t| {
+                let mut h = FxHasher::default();
+                t.text.hash(&mut h);
+                h.finish()
+            })
+            .collect();
+        // prefix[i] = bytes of the first i tokens
+        let mut prefix = Vec::with_capacity(tokens.len() + 1);
+        prefix.push(0usize);
+        for t in tokens {
+            prefix.push(prefix.last().copied().unwrap_or(0) + t.text.len());
+        }
+        let mut hashes = Vec::new();
+        for &(n, limit) in &self.top_n_grams {
+            ngram_hashes(&word_hashes, n, &mut hashes);
+            let mut counts: FxHashMap<u64, (u32, u32)> = FxHashMap::default();
+            counts.reserve(hashes.len());
+            let mut best = (1u32, 0u32); // (count, first position)
+            for (i, &h) in hashes.iter().enumerate() {
+                let entry = counts.entry(h).or_insert((0, i as u32));
+                entry.0 += 1;
+                if entry.0 > best.0 || (entry.0 == best.0 && entry.1 < best.1) {
+                    best = *entry;
+                }
+            }
+            if best.0 > 1 {
+                let start = best.1 as usize;
+                let len = prefix[start + n] - prefix[start] + (n - 1);
+                if exceeds(limit, len * best.0 as usize, total) {
+                    return Some(top_gram_reason(n));
+                }
+            }
+        }
+        for &(n, limit) in &self.dup_n_grams {
+            ngram_hashes(&word_hashes, n, &mut hashes);
+            let mut seen: FxHashSet<u64> = FxHashSet::default();
+            seen.reserve(hashes.len());
+            let (mut repeated, mut i) = (0usize, 0usize);
+            while i < hashes.len() {
+                if seen.insert(hashes[i]) {
+                    i += 1;
+                } else {
+                    repeated += prefix[i + n] - prefix[i];
+                    i += n;
+                }
+            }
+            if exceeds(limit, repeated, total) {
+                return Some(dup_gram_reason(n));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::words::tokenize;
+
+    fn quality(text: &str) -> Option<&'static str> {
+        let mut tokens = Vec::new();
+        tokenize(text, &mut tokens);
+        GopherQualityConfig::default().check(text, &tokens, None)
+    }
+
+    fn repetition(text: &str) -> Option<&'static str> {
+        let mut tokens = Vec::new();
+        tokenize(text, &mut tokens);
+        GopherRepetitionConfig::default().check(text, &tokens)
+    }
+
+    #[test]
+    fn quality_rules() {
+        let words = |w: &str, n: usize| vec![w; n].join(" ");
+        assert_eq!(quality(&words("palabra", 49)), Some("gopher_short_doc"));
+        assert_eq!(
+            quality(&words("de", 60)),
+            Some("gopher_below_avg_threshold")
+        );
+        assert_eq!(
+            quality(&words("anticonstitucionalmente", 60)),
+            Some("gopher_above_avg_threshold")
+        );
+        assert_eq!(
+            quality(&words("#hashtag", 60)),
+            Some("gopher_too_many_hashes")
+        );
+        assert_eq!(
+            quality(&vec!["- punto de la lista"; 20].join("\n")),
+            Some("gopher_too_many_bullets")
+        );
+        assert_eq!(
+            quality(&words("1234 5678", 40)),
+            Some("gopher_below_alpha_threshold")
+        );
+        assert_eq!(quality(&words("palabra", 60)), None);
+    }
+
+    #[test]
+    fn repetition_rules() {
+        let mut text = "El río nace en los Andes.\nCruza tres provincias del norte.\n\
+            Tiene dos represas y un puerto.\nSus aguas riegan los valles.\n\
+            En invierno baja con mucha fuerza.\nLos pescadores salen al alba."
+            .to_owned();
+        assert_eq!(repetition(&text), None);
+        for _ in 0..5 {
+            text.push_str("\nmenú principal");
+        }
+        assert_eq!(repetition(&text), Some("dup_line_frac"));
+        let spam = "compre ahora compre ahora ".repeat(20);
+        assert_eq!(repetition(&spam), Some("top_2_gram"));
+    }
+}
