@@ -59,10 +59,39 @@ pub struct DedupExact {
 impl DedupExact {
     /// The text as compared.
     pub fn normalized(&self, text: &str) -> String {
+        let mut out = Vec::with_capacity(text.len());
+        self.normalize_into(text, &mut out);
+        String::from_utf8(out).expect("built from whole characters")
+    }
+
+    /// Appends the UTF-8 of the text as compared to `out`.
+    fn normalize_into(&self, text: &str, out: &mut Vec<u8>) {
         let c = &self.config;
-        let mut out = String::with_capacity(text.len());
         let mut space = false;
-        for ch in text.chars() {
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            // Runs of ASCII letters and digits, most of any text, are copied whole.
+            let run = bytes[i..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count();
+            if run > 0 {
+                if space {
+                    out.push(b' ');
+                    space = false;
+                }
+                let word = &bytes[i..i + run];
+                if c.lowercase {
+                    out.extend(word.iter().map(u8::to_ascii_lowercase));
+                } else {
+                    out.extend_from_slice(word);
+                }
+                i += run;
+                continue;
+            }
+            let ch = text[i..].chars().next().expect("index on a char boundary");
+            i += ch.len_utf8();
             if c.collapse_whitespace && ch.is_whitespace() {
                 space = !out.is_empty();
                 continue;
@@ -71,22 +100,26 @@ impl DedupExact {
                 continue;
             }
             if space {
-                out.push(' ');
+                out.push(b' ');
                 space = false;
             }
+            let mut buf = [0u8; 4];
             if c.lowercase && !ch.is_lowercase() {
-                out.extend(ch.to_lowercase());
+                for lower in ch.to_lowercase() {
+                    out.extend_from_slice(lower.encode_utf8(&mut buf).as_bytes());
+                }
             } else {
-                out.push(ch);
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
             }
         }
-        out
     }
 }
 
 impl OrderedStep for DedupExact {
     fn key(&self, doc: &Document) -> u128 {
-        xxhash_rust::xxh3::xxh3_128(self.normalized(&doc.text).as_bytes())
+        let mut text = Vec::with_capacity(doc.text.len());
+        self.normalize_into(&doc.text, &mut text);
+        xxhash_rust::xxh3::xxh3_128(&text)
     }
 
     fn admit(&mut self, key: u128) -> Verdict {

@@ -31,8 +31,9 @@ pub struct DetectLanguageConfig {
     /// 1.0 for 99% of our documents and falls on short or mixed texts (0.07 for a clear
     /// 80-character Spanish sentence), so the default keeps every score.
     pub min_score: f64,
-    /// Characters read from the start of the text (0: all). Two thousand label a document as
-    /// well as the whole text and keep the step fast on long documents.
+    /// Characters read from the start of the text (0: all). On our corpus documents the first
+    /// 1,000 give the same labels as 2,000 (99.97% right either way) at 1.4 times the speed;
+    /// 500 lose one document in 3,500.
     pub max_chars: usize,
     /// Languages the detector may answer (ISO 639-3); empty: every language it knows.
     pub candidates: Vec<String>,
@@ -45,7 +46,7 @@ impl Default for DetectLanguageConfig {
                 .map(String::from)
                 .to_vec(),
             min_score: 0.0,
-            max_chars: 2000,
+            max_chars: 1000,
             candidates: Vec::new(),
         }
     }

@@ -205,7 +205,7 @@ mod tests {
     fn unknown_step_type_names_the_line_and_the_choices() {
         let err = error("[[steps]]\ntype = \"normalize\"\n\n[[steps]]\ntype = \"anonymise\"\n");
         assert!(err.contains("p.toml"), "{err}");
-        assert!(err.contains("line 4"), "{err}");
+        assert!(err.contains("line 5"), "{err}");
         assert!(err.contains("unknown variant `anonymise`"), "{err}");
         assert!(err.contains("`normalize`, `detect_language`"), "{err}");
     }

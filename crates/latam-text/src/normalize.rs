@@ -79,11 +79,14 @@ impl Normalize {
         }
         let mut out = String::with_capacity(text.len());
         clean_chars(&text, c, &mut out);
+        // Characters below U+0300 are all in NFC and NFKC with combining class 0, so only the
+        // others are checked: leaving such characters out can only make the check stricter.
+        let may_change = || out.chars().filter(|&ch| ch >= '\u{300}');
         match c.form {
-            UnicodeForm::Nfc if is_nfc_quick(out.chars()) != IsNormalized::Yes => {
+            UnicodeForm::Nfc if is_nfc_quick(may_change()) != IsNormalized::Yes => {
                 out = out.nfc().collect();
             }
-            UnicodeForm::Nfkc if is_nfkc_quick(out.chars()) != IsNormalized::Yes => {
+            UnicodeForm::Nfkc if is_nfkc_quick(may_change()) != IsNormalized::Yes => {
                 out = out.nfkc().collect();
             }
             _ => {}
@@ -115,17 +118,64 @@ fn is_removable(c: char) -> bool {
         || matches!(c, '\u{200b}' | '\u{2060}' | '\u{feff}' | '\u{ad}')
 }
 
-/// One pass over the characters: line breaks, controls, spaces, whitespace runs, blank lines.
+/// One pass over the text: line breaks, controls, spaces, whitespace runs, blank lines.
+/// Runs of printable ASCII are copied as slices; other characters go one by one.
 fn clean_chars(text: &str, c: &NormalizeConfig, out: &mut String) {
-    let mut blank_run = 0usize; // consecutive newlines already written minus one
-    let mut pending_space = false;
-    let mut at_line_start = true;
-    let mut chars = text.chars().peekable();
-    while let Some(mut ch) = chars.next() {
+    let mut state = Cleaner {
+        out,
+        config: c,
+        blank_run: 0,
+        pending_space: false,
+        at_line_start: true,
+    };
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let run = bytes[i..]
+            .iter()
+            .take_while(|b| matches!(b, 0x21..=0x7e))
+            .count();
+        if run > 0 {
+            state.push_str(&text[i..i + run]);
+            i += run;
+            continue;
+        }
+        let ch = text[i..].chars().next().expect("index on a char boundary");
+        i += ch.len_utf8();
+        if ch == '\r' && bytes.get(i) == Some(&b'\n') {
+            continue;
+        }
+        state.push_char(ch);
+    }
+    if c.collapse_whitespace {
+        let end = state.out.trim_end().len();
+        state.out.truncate(end);
+    }
+}
+
+struct Cleaner<'a> {
+    out: &'a mut String,
+    config: &'a NormalizeConfig,
+    /// Newlines in a row so far, minus one.
+    blank_run: usize,
+    pending_space: bool,
+    at_line_start: bool,
+}
+
+impl Cleaner<'_> {
+    /// Printable, non-space ASCII.
+    fn push_str(&mut self, s: &str) {
+        if self.pending_space {
+            self.out.push(' ');
+            self.pending_space = false;
+        }
+        self.out.push_str(s);
+        self.at_line_start = false;
+    }
+
+    fn push_char(&mut self, mut ch: char) {
+        let c = self.config;
         if ch == '\r' {
-            if chars.peek() == Some(&'\n') {
-                continue;
-            }
             ch = '\n';
         }
         if c.unicode_spaces {
@@ -136,39 +186,31 @@ fn clean_chars(text: &str, c: &NormalizeConfig, out: &mut String) {
             }
         }
         if c.remove_control && is_removable(ch) {
-            continue;
+            return;
         }
         if !c.collapse_whitespace {
-            out.push(ch);
-            continue;
+            self.out.push(ch);
+            return;
         }
         match ch {
-            ' ' | '\t' => pending_space = !at_line_start,
+            ' ' | '\t' => self.pending_space = !self.at_line_start,
             '\n' => {
-                pending_space = false;
-                if at_line_start {
-                    blank_run += 1;
+                self.pending_space = false;
+                if self.at_line_start {
+                    self.blank_run += 1;
                 } else {
-                    blank_run = 0;
+                    self.blank_run = 0;
                 }
-                if !out.is_empty() && blank_run <= c.max_blank_lines {
-                    out.push('\n');
+                if !self.out.is_empty() && self.blank_run <= c.max_blank_lines {
+                    self.out.push('\n');
                 }
-                at_line_start = true;
+                self.at_line_start = true;
             }
             _ => {
-                if pending_space {
-                    out.push(' ');
-                    pending_space = false;
-                }
-                out.push(ch);
-                at_line_start = false;
+                let mut buf = [0u8; 4];
+                self.push_str(ch.encode_utf8(&mut buf));
             }
         }
-    }
-    if c.collapse_whitespace {
-        let end = out.trim_end().len();
-        out.truncate(end);
     }
 }
 
@@ -226,54 +268,44 @@ pub fn fix_mojibake(text: &str) -> Cow<'_, str> {
 
 fn fix_once(text: &str) -> Option<String> {
     // Every mojibake sequence starts with a lead byte 0xC2..=0xF4 read as Â..ô, which UTF-8
-    // encodes as 0xC3 0x82..=0xB4: texts without a 0xC3 byte have none.
-    if !text.as_bytes().contains(&0xc3) {
-        return None;
-    }
+    // encodes as 0xC3 0x82..=0xB4: only those places are looked at.
+    let bytes = text.as_bytes();
     let mut out: Option<String> = None;
     let mut copied = 0; // bytes of `text` already in `out`
-    let mut iter = text.char_indices();
-    while let Some((start, c)) = iter.next() {
-        let lead = c as u32;
+    for start in memchr::memchr_iter(0xc3, bytes) {
+        if start < copied || !matches!(bytes.get(start + 1), Some(0x82..=0xb4)) {
+            continue;
+        }
+        let lead = u32::from(bytes[start + 1] & 0x3f) | 0xc0;
         let needed = match lead {
             0xc2..=0xdf => 1,
             0xe0..=0xef => 2,
-            0xf0..=0xf4 => 3,
-            _ => continue,
+            _ => 3,
         };
-        let mut bytes = [lead as u8, 0, 0, 0];
-        let mut lookahead = iter.clone();
-        let mut end = start + c.len_utf8();
-        let mut ok = true;
-        for slot in bytes.iter_mut().skip(1).take(needed) {
-            match lookahead.next() {
-                Some((i, next)) => match cp1252_byte(next) {
-                    Some(b @ 0x80..=0xbf) => {
-                        *slot = b;
-                        end = i + next.len_utf8();
-                    }
-                    _ => {
-                        ok = false;
-                        break;
-                    }
-                },
-                None => {
-                    ok = false;
-                    break;
+        let mut seq = [lead as u8, 0, 0, 0];
+        let mut rest = text[start + 2..].char_indices();
+        let mut end = start + 2;
+        let complete = seq[1..=needed].iter_mut().all(|slot| match rest.next() {
+            Some((i, next)) => match cp1252_byte(next) {
+                Some(b @ 0x80..=0xbf) => {
+                    *slot = b;
+                    end = start + 2 + i + next.len_utf8();
+                    true
                 }
-            }
-        }
-        if !ok {
+                _ => false,
+            },
+            None => false,
+        });
+        if !complete {
             continue;
         }
-        let Ok(decoded) = std::str::from_utf8(&bytes[..=needed]) else {
+        let Ok(decoded) = std::str::from_utf8(&seq[..=needed]) else {
             continue;
         };
         let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
         out.push_str(&text[copied..start]);
         out.push_str(decoded);
         copied = end;
-        iter = lookahead;
     }
     let mut out = out?;
     out.push_str(&text[copied..]);

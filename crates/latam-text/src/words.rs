@@ -24,49 +24,23 @@ pub fn tokenize<'a>(text: &'a str, out: &mut Vec<Token<'a>>) {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if b.is_ascii_whitespace() {
-            i += 1;
-            continue;
+        if b.is_ascii() {
+            if b.is_ascii_whitespace() {
+                i += 1;
+                continue;
+            }
+            if b.is_ascii_alphanumeric() {
+                i = word(text, i, out);
+                continue;
+            }
         }
-        let c = if b.is_ascii() {
-            b as char
-        } else {
-            text[i..].chars().next().expect("index on a char boundary")
-        };
+        let c = char_at(text, i);
         if c.is_whitespace() {
             i += c.len_utf8();
-            continue;
-        }
-        let start = i;
-        if c.is_alphanumeric() {
-            let mut has_alpha = c.is_alphabetic();
-            i += c.len_utf8();
-            let mut rest = text[i..].chars().peekable();
-            while let Some(&n) = rest.peek() {
-                if n.is_alphanumeric() || is_mark(n) {
-                    has_alpha |= n.is_alphabetic();
-                    i += n.len_utf8();
-                    rest.next();
-                } else if is_joiner(n) {
-                    let mut ahead = rest.clone();
-                    ahead.next();
-                    match ahead.peek() {
-                        Some(&m) if m.is_alphanumeric() => {
-                            i += n.len_utf8();
-                            rest.next();
-                        }
-                        _ => break,
-                    }
-                } else {
-                    break;
-                }
-            }
-            out.push(Token {
-                text: &text[start..i],
-                is_word: true,
-                has_alpha,
-            });
+        } else if is_alphanumeric(c) {
+            i = word(text, i, out);
         } else {
+            let start = i;
             i += c.len_utf8();
             while text[i..].starts_with(c) {
                 i += c.len_utf8();
@@ -78,6 +52,66 @@ pub fn tokenize<'a>(text: &'a str, out: &mut Vec<Token<'a>>) {
             });
         }
     }
+}
+
+fn char_at(text: &str, i: usize) -> char {
+    text[i..].chars().next().expect("index on a char boundary")
+}
+
+/// Reads the word starting at `start` (a letter or digit); returns where it ends.
+fn word<'a>(text: &'a str, start: usize, out: &mut Vec<Token<'a>>) -> usize {
+    let bytes = text.as_bytes();
+    let mut i = start;
+    let mut has_alpha = false;
+    loop {
+        // ASCII letters and digits, the bulk of most words.
+        while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+            has_alpha |= bytes[i].is_ascii_alphabetic();
+            i += 1;
+        }
+        if i >= bytes.len() {
+            break;
+        }
+        let c = char_at(text, i);
+        if c.is_ascii() && !is_joiner(c) {
+            break;
+        }
+        if is_alphabetic(c) {
+            has_alpha = true;
+            i += c.len_utf8();
+        } else if c.is_numeric() || is_mark(c) {
+            i += c.len_utf8();
+        } else if is_joiner(c) {
+            let next = i + c.len_utf8();
+            if next < bytes.len() && is_alphanumeric(char_at(text, next)) {
+                i = next;
+            } else {
+                break;
+            }
+        } else {
+            break;
+        }
+    }
+    out.push(Token {
+        text: &text[start..i],
+        is_word: true,
+        has_alpha,
+    });
+    i
+}
+
+/// Letters of Latin-1 and Latin Extended-A/B (À..ɏ but × and ÷), the bulk of the region's
+/// non-ASCII characters, without the Unicode tables; other characters ask them.
+fn is_alphabetic(c: char) -> bool {
+    match c {
+        '×' | '÷' => false,
+        'À'..='ɏ' => true,
+        _ => c.is_alphabetic(),
+    }
+}
+
+fn is_alphanumeric(c: char) -> bool {
+    is_alphabetic(c) || c.is_numeric()
 }
 
 /// Combining marks (accents written as separate code points before NFC).

@@ -71,6 +71,23 @@ const POLICY: &[&str] = &[
     "utilizamos cookies",
 ];
 
+/// Words that every phrase of [`POLICY`] contains: documents without any skip the full list.
+/// Matched in ASCII-lowercased text, so `términos` is listed with both cases of its `é`.
+const POLICY_HINTS: &[&str] = &[
+    "cookie",
+    "privac",
+    "terms of use",
+    "términos",
+    "tÉrminos",
+    "termos",
+];
+
+/// Whether `needle` (ASCII lowercase but for listed variants) occurs in `haystack`, which is
+/// ASCII-lowercased: SIMD substring search, no Unicode case tables.
+fn has(haystack: &[u8], needle: &str) -> bool {
+    memchr::memmem::find(haystack, needle.as_bytes()).is_some()
+}
+
 const CITATIONS: &[&str] = &[
     "[edit]",
     "[citation needed]",
@@ -126,6 +143,18 @@ fn count_sentences(line: &str) -> usize {
     count.max(1)
 }
 
+/// Words of a line and whether one is longer than `max` characters (0: no limit).
+fn words_and_long_word(line: &str, max: usize) -> (usize, bool) {
+    let mut words = 0;
+    let mut long = false;
+    for word in line.split_ascii_whitespace() {
+        words += 1;
+        // A word of more than `max` characters has more than `max` bytes.
+        long |= max > 0 && word.len() > max && word.chars().count() > max;
+    }
+    (words, long)
+}
+
 impl C4Config {
     /// Applies the rules: the cleaned text if lines were dropped, or the reason the document is
     /// rejected.
@@ -133,6 +162,15 @@ impl C4Config {
         if !self.enabled {
             return Ok(None);
         }
+        // The substring rules look at lowercased lines; most documents contain none of the
+        // words, which one ASCII-lowercased copy of the whole text tells at once.
+        let lower_text = text.as_bytes().to_ascii_lowercase();
+        let lorem = self.filter_lorem_ipsum && has(&lower_text, "lorem ipsum");
+        let javascript = self.filter_javascript && has(&lower_text, "javascript");
+        let policy = self.filter_policy && POLICY_HINTS.iter().any(|h| has(&lower_text, h));
+        let braces = self.filter_curly_bracket && text.contains('{');
+        let needs_lower = lorem || javascript || policy;
+
         let mut kept: Vec<std::borrow::Cow<'_, str>> = Vec::new();
         let mut changed = false;
         let mut sentences = 0;
@@ -143,14 +181,9 @@ impl C4Config {
                 kept.push(raw.into());
                 continue;
             }
-            let words = line.split_whitespace().count();
-            let line_changed_before = changed;
-            changed = true; // assume dropped until kept
-            if self.max_word_length > 0
-                && line
-                    .split_whitespace()
-                    .any(|w| w.chars().count() > self.max_word_length)
-            {
+            let (words, long_word) = words_and_long_word(line, self.max_word_length);
+            if long_word {
+                changed = true;
                 continue;
             }
             let line: std::borrow::Cow<'_, str> = if self.remove_citations && line.contains('[') {
@@ -158,31 +191,34 @@ impl C4Config {
             } else {
                 line.into()
             };
-            if self.filter_no_terminal_punct
+            if (self.filter_no_terminal_punct
                 && (!ends_with_terminal_punct(&line)
                     || line.ends_with("...")
-                    || line.ends_with('…'))
+                    || line.ends_with('…')))
+                || words < self.min_words_per_line
             {
+                changed = true;
                 continue;
             }
-            if words < self.min_words_per_line {
-                continue;
+            if needs_lower {
+                let lower = line.to_lowercase();
+                if lorem && lower.contains("lorem ipsum") {
+                    return Err("lorem_ipsum");
+                }
+                if (javascript && lower.contains("javascript"))
+                    || (policy && POLICY.iter().any(|p| lower.contains(p)))
+                {
+                    changed = true;
+                    continue;
+                }
             }
-            let lower = line.to_lowercase();
-            if self.filter_lorem_ipsum && lower.contains("lorem ipsum") {
-                return Err("lorem_ipsum");
-            }
-            if self.filter_javascript && lower.contains("javascript") {
-                continue;
-            }
-            if self.filter_curly_bracket && line.contains('{') {
+            if braces && line.contains('{') {
                 return Err("curly_bracket");
             }
-            if self.filter_policy && POLICY.iter().any(|p| lower.contains(p)) {
-                continue;
+            if sentences < self.min_num_sentences {
+                sentences += count_sentences(&line);
             }
-            sentences += count_sentences(&line);
-            changed = line_changed_before || line.len() != raw.len();
+            changed |= line.len() != raw.len();
             kept.push(line);
         }
         if self.min_num_sentences > 0 && sentences < self.min_num_sentences {
@@ -241,6 +277,21 @@ mod tests {
         };
         assert!(strict.apply(text).unwrap().unwrap().starts_with("Uno"));
         assert_eq!(C4Config::default().apply(text), Ok(None));
+    }
+
+    #[test]
+    fn policy_hints_match_any_case() {
+        let text = "Uno dos tres. Cuatro cinco seis. Siete ocho nueve. Diez once doce. Trece catorce quince.";
+        for line in [
+            "Lea los TÉRMINOS DE USO del sitio.",
+            "Usamos COOKIES aquí, sí.",
+            "Ver Política de Privacidad hoy.",
+        ] {
+            let cleaned = C4Config::default()
+                .apply(&format!("{text}\n{line}"))
+                .unwrap();
+            assert_eq!(cleaned.as_deref(), Some(text), "{line}");
+        }
     }
 
     #[test]

@@ -37,8 +37,8 @@ impl Default for FineWebConfig {
 }
 
 impl FineWebConfig {
-    /// The first rule the text breaks, if any.
-    pub(crate) fn check(&self, text: &str) -> Option<&'static str> {
+    /// The first rule the text breaks, if any; `tokens` is the text's token count when known.
+    pub(crate) fn check(&self, text: &str, tokens: Option<usize>) -> Option<&'static str> {
         if !self.enabled {
             return None;
         }
@@ -66,10 +66,13 @@ impl FineWebConfig {
             }
         }
         if self.new_line_ratio > 0.0 {
-            let mut tokens = Vec::new();
-            tokenize(text, &mut tokens);
+            let tokens = tokens.unwrap_or_else(|| {
+                let mut list = Vec::new();
+                tokenize(text, &mut list);
+                list.len()
+            });
             let newlines = text.bytes().filter(|&b| b == b'\n').count();
-            if !tokens.is_empty() && newlines as f64 / tokens.len() as f64 > self.new_line_ratio {
+            if tokens > 0 && newlines as f64 / tokens as f64 > self.new_line_ratio {
                 return Some("list_ratio");
             }
         }
@@ -86,16 +89,19 @@ mod tests {
         let fw = FineWebConfig::default();
         let prose = "El río nace en los Andes y cruza tres provincias antes de llegar al mar.\n\
                      Tiene dos represas y un puerto, y es navegable en casi todo su curso.";
-        assert_eq!(fw.check(prose), None);
+        assert_eq!(fw.check(prose, None), None);
         assert_eq!(
-            fw.check("Inicio\nNoticias\nContacto\nUna línea larga que termina con punto final."),
+            fw.check(
+                "Inicio\nNoticias\nContacto\nUna línea larga que termina con punto final.",
+                None
+            ),
             Some("short_line_ratio")
         );
         let no_punct = "Una línea larga sin ningún signo de puntuación al final\n".repeat(10);
-        assert_eq!(fw.check(&no_punct), Some("line_punct_ratio"));
+        assert_eq!(fw.check(&no_punct, None), Some("line_punct_ratio"));
         let dup = format!(
             "{prose}\nTiene dos represas y un puerto, y es navegable en casi todo su curso."
         );
-        assert_eq!(fw.check(&dup), Some("char_dup_ratio"));
+        assert_eq!(fw.check(&dup, None), Some("char_dup_ratio"));
     }
 }

@@ -1,9 +1,7 @@
 //! The Gopher rules (Rae et al. 2021, "Scaling Language Models", appendix A), with datatrove's
 //! default thresholds.
 
-use std::hash::{Hash, Hasher};
-
-use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use super::duplicates;
@@ -105,7 +103,7 @@ impl GopherQualityConfig {
             return Some("gopher_above_avg_threshold");
         }
         if self.max_symbol_word_ratio > 0.0 {
-            let hashes = memchr_count(b'#', text);
+            let hashes = count_byte(b'#', text);
             if ratio(hashes, n_tokens) > self.max_symbol_word_ratio {
                 return Some("gopher_too_many_hashes");
             }
@@ -165,7 +163,7 @@ impl GopherQualityConfig {
     }
 }
 
-fn memchr_count(byte: u8, text: &str) -> usize {
+fn count_byte(byte: u8, text: &str) -> usize {
     text.bytes().filter(|&b| b == byte).count()
 }
 
@@ -234,19 +232,35 @@ fn dup_gram_reason(n: usize) -> &'static str {
     }
 }
 
-/// Hashes of the n-grams starting at each position (`len - n + 1` of them).
-fn ngram_hashes(word_hashes: &[u64], n: usize, out: &mut Vec<u64>) {
+/// Hashes of the n-grams starting at each position (`len - n + 1` of them): a polynomial
+/// rolling hash over the token hashes, so each position costs O(1) whatever `n`.
+fn ngram_hashes(token_hashes: &[u64], n: usize, out: &mut Vec<u64>) {
+    const BASE: u64 = 0x0000_0100_0000_01b3;
     out.clear();
-    if n == 0 || word_hashes.len() < n {
+    if n == 0 || token_hashes.len() < n {
         return;
     }
-    for window in word_hashes.windows(n) {
-        let mut h: u64 = n as u64;
-        for &w in window {
-            h = (h.rotate_left(23) ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-        out.push(h);
+    let drop = BASE.wrapping_pow(n as u32 - 1);
+    let mut h = token_hashes[..n]
+        .iter()
+        .fold(0u64, |h, &w| h.wrapping_mul(BASE).wrapping_add(w));
+    out.push(mix(h));
+    for i in n..token_hashes.len() {
+        h = h
+            .wrapping_sub(token_hashes[i - n].wrapping_mul(drop))
+            .wrapping_mul(BASE)
+            .wrapping_add(token_hashes[i]);
+        out.push(mix(h));
     }
+}
+
+/// The MurmurHash3 finalizer: spreads every input bit over the output, for the hash tables.
+fn mix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 impl GopherRepetitionConfig {
@@ -283,11 +297,7 @@ impl GopherRepetitionConfig {
 
         let word_hashes: Vec<u64> = tokens
             .iter()
-            .map(|t| {
-                let mut h = FxHasher::default();
-                t.text.hash(&mut h);
-                h.finish()
-            })
+            .map(|t| xxhash_rust::xxh3::xxh3_64(t.text.as_bytes()))
             .collect();
         // prefix[i] = bytes of the first i tokens
         let mut prefix = Vec::with_capacity(tokens.len() + 1);
@@ -296,9 +306,10 @@ impl GopherRepetitionConfig {
             prefix.push(prefix.last().copied().unwrap_or(0) + t.text.len());
         }
         let mut hashes = Vec::new();
+        let mut counts: FxHashMap<u64, (u32, u32)> = FxHashMap::default();
         for &(n, limit) in &self.top_n_grams {
             ngram_hashes(&word_hashes, n, &mut hashes);
-            let mut counts: FxHashMap<u64, (u32, u32)> = FxHashMap::default();
+            counts.clear();
             counts.reserve(hashes.len());
             let mut best = (1u32, 0u32); // (count, first position)
             for (i, &h) in hashes.iter().enumerate() {
@@ -316,9 +327,23 @@ impl GopherRepetitionConfig {
                 }
             }
         }
+        let mut seen: FxHashSet<u64> = FxHashSet::default();
+        if let Some(bound) = dup_ngram_bound(
+            &self.dup_n_grams,
+            &word_hashes,
+            &prefix,
+            &mut hashes,
+            &mut seen,
+        ) && self
+            .dup_n_grams
+            .iter()
+            .all(|&(_, limit)| !exceeds(limit, bound, total))
+        {
+            return None;
+        }
         for &(n, limit) in &self.dup_n_grams {
             ngram_hashes(&word_hashes, n, &mut hashes);
-            let mut seen: FxHashSet<u64> = FxHashSet::default();
+            seen.clear();
             seen.reserve(hashes.len());
             let (mut repeated, mut i) = (0usize, 0usize);
             while i < hashes.len() {
@@ -335,6 +360,41 @@ impl GopherRepetitionConfig {
         }
         None
     }
+}
+
+/// An upper bound, in bytes, of the repeated characters that every `duplicated_<n>_n_grams`
+/// rule can count, from one pass over the shortest n-grams: a repeated n-gram at a position
+/// starts with a repeated shortest n-gram there, and the greedy count covers disjoint windows of
+/// at most the longest n tokens, so the union of those windows after every repeated shortest
+/// n-gram bounds them all. Most documents stay under every limit and skip the other passes.
+fn dup_ngram_bound(
+    rules: &[(usize, f64)],
+    token_hashes: &[u64],
+    prefix: &[usize],
+    hashes: &mut Vec<u64>,
+    seen: &mut FxHashSet<u64>,
+) -> Option<usize> {
+    let shortest = rules.iter().map(|r| r.0).min()?;
+    let longest = rules.iter().map(|r| r.0).max()?;
+    if shortest == 0 {
+        return None;
+    }
+    ngram_hashes(token_hashes, shortest, hashes);
+    seen.clear();
+    seen.reserve(hashes.len());
+    let tokens = token_hashes.len();
+    let (mut bound, mut covered_to) = (0usize, 0usize);
+    for (i, &h) in hashes.iter().enumerate() {
+        if !seen.insert(h) {
+            let end = (i + longest).min(tokens);
+            let start = i.max(covered_to);
+            if end > start {
+                bound += prefix[end] - prefix[start];
+                covered_to = end;
+            }
+        }
+    }
+    Some(bound)
 }
 
 #[cfg(test)]
@@ -394,5 +454,63 @@ mod tests {
         assert_eq!(repetition(&text), Some("dup_line_frac"));
         let spam = "compre ahora compre ahora ".repeat(20);
         assert_eq!(repetition(&spam), Some("top_2_gram"));
+    }
+
+    #[test]
+    fn the_bound_never_hides_a_duplicated_n_gram() {
+        // Long repeated passages in otherwise varied text, at several lengths: whenever a
+        // greedy pass would reject, the bound must let the passes run.
+        let base: Vec<String> = (0..400)
+            .map(|i| format!("w{}", (i * 7919) % 1009))
+            .collect();
+        for repeat_len in [5, 6, 8, 10, 12, 30, 60] {
+            let mut words = base.clone();
+            let passage: Vec<String> = base[10..10 + repeat_len].to_vec();
+            for k in 0..4 {
+                let at = 100 + k * 70;
+                words.splice(at..at, passage.iter().cloned());
+            }
+            let text = words.join(" ");
+            let mut tokens = Vec::new();
+            tokenize(&text, &mut tokens);
+            let config = GopherRepetitionConfig {
+                top_n_grams: vec![],
+                ..GopherRepetitionConfig::default()
+            };
+            let hashes: Vec<u64> = tokens
+                .iter()
+                .map(|t| xxhash_rust::xxh3::xxh3_64(t.text.as_bytes()))
+                .collect();
+            let mut prefix = vec![0];
+            for t in &tokens {
+                prefix.push(prefix.last().unwrap() + t.text.len());
+            }
+            let bound = dup_ngram_bound(
+                &config.dup_n_grams,
+                &hashes,
+                &prefix,
+                &mut Vec::new(),
+                &mut FxHashSet::default(),
+            )
+            .unwrap();
+            for &(n, _) in &config.dup_n_grams {
+                let mut grams = Vec::new();
+                ngram_hashes(&hashes, n, &mut grams);
+                let mut seen = FxHashSet::default();
+                let (mut repeated, mut i) = (0, 0);
+                while i < grams.len() {
+                    if seen.insert(grams[i]) {
+                        i += 1
+                    } else {
+                        repeated += prefix[i + n] - prefix[i];
+                        i += n
+                    }
+                }
+                assert!(
+                    repeated <= bound,
+                    "n={n} len={repeat_len}: {repeated} > {bound}"
+                );
+            }
+        }
     }
 }

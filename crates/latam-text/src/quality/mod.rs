@@ -169,13 +169,17 @@ impl Step for FilterQuality {
         if let Some(reason) = rules.gopher_quality.check(&doc.text, &tokens, stop_words) {
             return Verdict::reject(reason);
         }
+        let mut token_count = Some(tokens.len());
         drop(tokens);
         match rules.c4.apply(&doc.text) {
-            Ok(Some(cleaned)) => doc.text = cleaned,
+            Ok(Some(cleaned)) => {
+                doc.text = cleaned;
+                token_count = None;
+            }
             Ok(None) => {}
             Err(reason) => return Verdict::reject(reason),
         }
-        if let Some(reason) = rules.fineweb.check(&doc.text) {
+        if let Some(reason) = rules.fineweb.check(&doc.text, token_count) {
             return Verdict::reject(reason);
         }
         Verdict::Keep
