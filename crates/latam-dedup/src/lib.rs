@@ -71,45 +71,65 @@ impl DedupExact {
         let bytes = text.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
-            // Runs of ASCII letters and digits, most of any text, are copied whole.
-            let run = bytes[i..]
-                .iter()
-                .take_while(|b| b.is_ascii_alphanumeric())
-                .count();
-            if run > 0 {
-                if space {
+            let b = bytes[i];
+            // ASCII letters and digits, most of any text, one byte at a time.
+            if b.is_ascii_alphanumeric() {
+                if std::mem::take(&mut space) {
                     out.push(b' ');
-                    space = false;
                 }
-                let word = &bytes[i..i + run];
-                if c.lowercase {
-                    out.extend(word.iter().map(u8::to_ascii_lowercase));
+                out.push(if c.lowercase {
+                    b.to_ascii_lowercase()
                 } else {
-                    out.extend_from_slice(word);
-                }
-                i += run;
+                    b
+                });
+                i += 1;
                 continue;
             }
-            let ch = text[i..].chars().next().expect("index on a char boundary");
-            i += ch.len_utf8();
-            if c.collapse_whitespace && ch.is_whitespace() {
+            // Other ASCII and the two-byte letters of Latin-1 (À..ÿ but × and ÷) by their
+            // bytes: the case of those letters is bit 0x20 of the second byte. Other characters
+            // ask the Unicode tables.
+            let latin = b == 0xc3
+                && bytes
+                    .get(i + 1)
+                    .is_some_and(|&n| n >= 0x80 && n != 0x97 && n != 0xb7);
+            let (is_space, is_word, len) = if b.is_ascii() {
+                (b.is_ascii_whitespace(), false, 1)
+            } else if latin {
+                (false, true, 2)
+            } else {
+                let ch = text[i..].chars().next().expect("index on a char boundary");
+                (ch.is_whitespace(), ch.is_alphanumeric(), ch.len_utf8())
+            };
+            let here = &bytes[i..i + len];
+            i += len;
+            if c.collapse_whitespace && is_space {
                 space = !out.is_empty();
                 continue;
             }
-            if c.ignore_punctuation && !ch.is_alphanumeric() && !ch.is_whitespace() {
+            if c.ignore_punctuation && !is_word && !is_space {
                 continue;
             }
-            if space {
+            if std::mem::take(&mut space) {
                 out.push(b' ');
-                space = false;
             }
-            let mut buf = [0u8; 4];
-            if c.lowercase && !ch.is_lowercase() {
+            if !c.lowercase || len == 1 {
+                out.extend_from_slice(here);
+            } else if latin {
+                let second = here[1];
+                out.extend_from_slice(&[
+                    0xc3,
+                    if second < 0xa0 && second != 0x9f {
+                        second | 0x20
+                    } else {
+                        second
+                    },
+                ]);
+            } else {
+                let ch = text[i - len..].chars().next().expect("one character");
+                let mut buf = [0u8; 4];
                 for lower in ch.to_lowercase() {
                     out.extend_from_slice(lower.encode_utf8(&mut buf).as_bytes());
                 }
-            } else {
-                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
             }
         }
     }
@@ -150,6 +170,14 @@ mod tests {
         }
         .build();
         assert_eq!(loose.normalized("  ¡Hola,   MUNDO!  "), "hola mundo");
+    }
+
+    #[test]
+    fn latin_letters_lowercase_like_unicode() {
+        let dedup = DedupExactConfig::default().build();
+        let all: String = ('\u{c0}'..='\u{ff}').collect();
+        assert_eq!(dedup.normalized(&all), all.to_lowercase());
+        assert_eq!(dedup.normalized("ÁRBOL ÑANDÚ Ç ß ÿ"), "árbol ñandú ç ß ÿ");
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod writer;
 pub use atomic::{AtomicFile, write_atomic};
 pub use inputs::{Compression, Format, InputFile, Source, resolve_inputs};
 pub use reader::{ReadOptions, Record, RecordKind, RecordReader};
-pub use writer::{OutputFormat, PartWriter};
+pub use writer::{OutputFormat, PartWriter, encode_jsonl_block};
 
 use std::path::PathBuf;
 

@@ -19,10 +19,41 @@ pub enum OutputFormat {
     Parquet,
 }
 
+/// Encodes documents as one self-contained block of a JSONL part: plain lines, one gzip
+/// member or one zstd frame (with checksum). Blocks concatenate into a valid file, so workers
+/// encode batches in parallel and the writer only appends them.
+pub fn encode_jsonl_block<'a>(
+    docs: impl IntoIterator<Item = &'a Document>,
+    compression: Compression,
+) -> Result<Vec<u8>, std::io::Error> {
+    let mut lines = Vec::new();
+    for doc in docs {
+        doc.write_json_line(&mut lines);
+    }
+    match compression {
+        Compression::None => Ok(lines),
+        Compression::Gzip => {
+            let mut gz = flate2::write::GzEncoder::new(
+                Vec::with_capacity(lines.len() / 3),
+                flate2::Compression::new(6),
+            );
+            gz.write_all(&lines)?;
+            gz.finish()
+        }
+        Compression::Zstd => {
+            let mut zstd = zstd::bulk::Compressor::new(3)?;
+            zstd.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
+            zstd.compress(&lines)
+        }
+    }
+}
+
 enum Sink {
-    Plain(AtomicFile),
-    Gzip(flate2::write::GzEncoder<AtomicFile>),
-    Zstd(zstd::stream::write::Encoder<'static, AtomicFile>),
+    Jsonl {
+        file: AtomicFile,
+        compression: Compression,
+        empty: bool,
+    },
     Parquet(Box<ParquetPart>),
 }
 
@@ -30,7 +61,6 @@ enum Sink {
 pub struct PartWriter {
     sink: Sink,
     path: PathBuf,
-    line: Vec<u8>,
     docs: u64,
 }
 
@@ -50,28 +80,19 @@ impl PartWriter {
         compression: Compression,
     ) -> Result<Self, IoError> {
         let file = AtomicFile::create(path)?;
-        let sink = match (format, compression) {
-            (OutputFormat::Parquet, _) => Sink::Parquet(Box::new(
+        let sink = match format {
+            OutputFormat::Parquet => Sink::Parquet(Box::new(
                 ParquetPart::new(file).map_err(|e| parquet_error(path, e))?,
             )),
-            (OutputFormat::Jsonl, Compression::None) => Sink::Plain(file),
-            (OutputFormat::Jsonl, Compression::Gzip) => Sink::Gzip(flate2::write::GzEncoder::new(
+            OutputFormat::Jsonl => Sink::Jsonl {
                 file,
-                flate2::Compression::new(6),
-            )),
-            (OutputFormat::Jsonl, Compression::Zstd) => {
-                let mut encoder =
-                    zstd::stream::write::Encoder::new(file, 3).map_err(|e| IoError::os(path, e))?;
-                encoder
-                    .include_checksum(true)
-                    .map_err(|e| IoError::os(path, e))?;
-                Sink::Zstd(encoder)
-            }
+                compression,
+                empty: true,
+            },
         };
         Ok(Self {
             sink,
             path: path.to_owned(),
-            line: Vec::new(),
             docs: 0,
         })
     }
@@ -81,31 +102,54 @@ impl PartWriter {
         self.docs
     }
 
-    /// Appends a document.
-    pub fn write(&mut self, doc: &Document) -> Result<(), IoError> {
-        self.docs += 1;
-        let writer: &mut dyn Write = match &mut self.sink {
-            Sink::Parquet(part) => {
-                return part.write(doc).map_err(|e| parquet_error(&self.path, e));
-            }
-            Sink::Plain(w) => w,
-            Sink::Gzip(w) => w,
-            Sink::Zstd(w) => w,
+    /// Appends a block made by [`encode_jsonl_block`] (with this part's compression) holding
+    /// `docs` documents. Parquet parts take documents through [`PartWriter::write`].
+    pub fn write_block(&mut self, block: &[u8], docs: u64) -> Result<(), IoError> {
+        let Sink::Jsonl { file, empty, .. } = &mut self.sink else {
+            let misuse = std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a Parquet part takes documents, not JSONL blocks",
+            );
+            return Err(IoError::os(&self.path, misuse));
         };
-        self.line.clear();
-        doc.write_json_line(&mut self.line);
-        writer
-            .write_all(&self.line)
+        self.docs += docs;
+        *empty &= block.is_empty();
+        file.write_all(block)
             .map_err(|e| IoError::os(&self.path, e))
     }
 
-    /// Completes the part and moves it under its final name.
+    /// Appends a document.
+    pub fn write(&mut self, doc: &Document) -> Result<(), IoError> {
+        match &mut self.sink {
+            Sink::Parquet(part) => {
+                self.docs += 1;
+                part.write(doc).map_err(|e| parquet_error(&self.path, e))
+            }
+            Sink::Jsonl { compression, .. } => {
+                let block = encode_jsonl_block([doc], *compression)
+                    .map_err(|e| IoError::os(&self.path, e))?;
+                self.write_block(&block, 1)
+            }
+        }
+    }
+
+    /// Completes the part and moves it under its final name. A compressed part without
+    /// documents still holds one empty frame, so every reader sees a valid, empty file.
     pub fn finish(self) -> Result<(), IoError> {
         let path = &self.path;
         let file = match self.sink {
-            Sink::Plain(w) => w,
-            Sink::Gzip(w) => w.finish().map_err(|e| IoError::os(path, e))?,
-            Sink::Zstd(w) => w.finish().map_err(|e| IoError::os(path, e))?,
+            Sink::Jsonl {
+                mut file,
+                compression,
+                empty,
+            } => {
+                if empty && compression != Compression::None {
+                    let block =
+                        encode_jsonl_block([], compression).map_err(|e| IoError::os(path, e))?;
+                    file.write_all(&block).map_err(|e| IoError::os(path, e))?;
+                }
+                file
+            }
             Sink::Parquet(part) => part.finish().map_err(|e| parquet_error(path, e))?,
         };
         file.commit()
@@ -158,12 +202,47 @@ mod tests {
                 .path()
                 .join(PartWriter::file_name(7, format, compression));
             let mut writer = PartWriter::create(&path, format, compression).unwrap();
-            for doc in sample_docs() {
-                writer.write(&doc).unwrap();
+            let docs = sample_docs();
+            if format == OutputFormat::Jsonl {
+                // One block of a document, then a document on its own.
+                writer
+                    .write_block(&encode_jsonl_block(&docs[..1], compression).unwrap(), 1)
+                    .unwrap();
+                writer.write(&docs[1]).unwrap();
+            } else {
+                for doc in &docs {
+                    writer.write(doc).unwrap();
+                }
             }
+            assert_eq!(writer.docs(), 2);
             assert!(!path.exists(), "the final name appears only when finished");
             writer.finish().unwrap();
             assert_eq!(read_back(&path), sample_docs(), "{}", path.display());
         }
+    }
+
+    #[test]
+    fn empty_parts_are_valid_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for compression in [Compression::Zstd, Compression::Gzip, Compression::None] {
+            let path = dir
+                .path()
+                .join(PartWriter::file_name(0, OutputFormat::Jsonl, compression));
+            PartWriter::create(&path, OutputFormat::Jsonl, compression)
+                .unwrap()
+                .finish()
+                .unwrap();
+            assert_eq!(read_back(&path), Vec::<Document>::new());
+        }
+        let path = dir.path().join("empty.jsonl.zst");
+        PartWriter::create(&path, OutputFormat::Jsonl, Compression::Zstd)
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert!(
+            zstd::decode_all(std::fs::File::open(&path).unwrap())
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -11,6 +11,7 @@
 //! output does not depend on the number of workers, and a rerun after a crash skips the shards
 //! whose marker exists and replays their ordered-step keys.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,12 +20,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use latam_core::{Document, FieldNames, Verdict};
-use latam_io::{InputFile, ReadOptions, Record, RecordKind, RecordReader};
+use latam_io::{
+    InputFile, OutputFormat, ReadOptions, Record, RecordKind, RecordReader, encode_jsonl_block,
+};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::PipelineConfig;
+use crate::config::{OutputConfig, PipelineConfig};
 use crate::state::{OutputDir, ShardWriter};
 use crate::stats::RunStats;
 use crate::steps::{Stage, build_stages};
@@ -117,11 +120,27 @@ struct Batch {
     last_in_shard: bool,
 }
 
+/// Documents of a batch bound for one part, encoded by a worker: `target` is `None` for
+/// `documents/`, `Some(step)` for `rejected/<step>/`.
+pub(crate) struct Block {
+    pub target: Option<usize>,
+    pub docs: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// What a batch hands the writer: encoded JSONL blocks, or the documents themselves for
+/// Parquet, which the writer buffers into row groups.
+pub(crate) enum Payload {
+    Blocks(Vec<Block>),
+    Docs(Vec<Slot>),
+}
+
 /// Messages to the writer thread.
 pub(crate) enum WriterMsg {
-    Slots {
+    Batch {
         shard: usize,
-        slots: Vec<Slot>,
+        payload: Payload,
+        errors: Vec<ErrorRecord>,
     },
     EndShard {
         shard: usize,
@@ -209,6 +228,7 @@ pub fn run(
             inputs: &options.inputs,
             fields: &fields,
             ordered: &ordered,
+            output: &config.output,
         };
         let shards = context.process(&mut stages, &raw_rx, &out_tx, |docs, text_bytes, kept| {
             progress.update(&ProgressUpdate {
@@ -229,7 +249,7 @@ pub fn run(
             .join()
             .map_err(|_| PipelineError::Internal("the reader thread panicked".into()))?;
         written?;
-        Ok::<_, PipelineError>((shards, inputs))
+        Ok::<_, PipelineError>((shards?, inputs))
     });
     let (shards, inputs) = result?;
     progress.finish();
@@ -348,6 +368,7 @@ struct Context<'a> {
     fields: &'a FieldNames,
     /// Indices of the ordered steps.
     ordered: &'a [usize],
+    output: &'a OutputConfig,
 }
 
 impl Context<'_> {
@@ -484,7 +505,7 @@ impl Context<'_> {
         rx: &Receiver<RawBatch>,
         tx: &Sender<WriterMsg>,
         report: impl Fn(u64, u64, u64),
-    ) -> usize {
+    ) -> Result<usize, PipelineError> {
         let wave_size = self.pool.current_num_threads() * 2;
         let (mut docs, mut bytes, mut kept) = (0u64, 0u64, 0u64);
         let mut shard_stats = RunStats::new(self.step_ids);
@@ -523,7 +544,7 @@ impl Context<'_> {
                 start = boundary + 1;
             }
 
-            for mut batch in wave {
+            for batch in &mut wave {
                 for slot in &batch.slots {
                     if let Slot::Doc {
                         doc,
@@ -539,17 +560,15 @@ impl Context<'_> {
                     }
                 }
                 shard_stats.merge(&batch.stats);
-                let shard = batch.shard;
-                if tx
-                    .send(WriterMsg::Slots {
-                        shard,
-                        slots: batch.slots,
-                    })
-                    .is_err()
-                {
-                    return shards;
+            }
+            let encoded: Vec<_> = self
+                .pool
+                .install(|| wave.into_par_iter().map(|b| self.encode(b)).collect());
+            for (shard, last_in_shard, message) in encoded {
+                if tx.send(message?).is_err() {
+                    return Ok(shards);
                 }
-                if batch.last_in_shard {
+                if last_in_shard {
                     let stats = Box::new(std::mem::replace(
                         &mut shard_stats,
                         RunStats::new(self.step_ids),
@@ -557,14 +576,71 @@ impl Context<'_> {
                     let keys =
                         std::mem::replace(&mut shard_keys, vec![Vec::new(); self.ordered.len()]);
                     if tx.send(WriterMsg::EndShard { shard, stats, keys }).is_err() {
-                        return shards;
+                        return Ok(shards);
                     }
                     shards = shard + 1;
                 }
             }
             report(docs, bytes, kept);
         }
-        shards
+        Ok(shards)
+    }
+
+    /// Turns a processed batch into the writer's message (in a worker): JSONL documents are
+    /// serialized and compressed here, one block per target part.
+    fn encode(&self, batch: Batch) -> (usize, bool, Result<WriterMsg, PipelineError>) {
+        let (shard, last) = (batch.shard, batch.last_in_shard);
+        let mut errors = Vec::new();
+        let mut docs = Vec::with_capacity(batch.slots.len());
+        for slot in batch.slots {
+            match slot {
+                Slot::Error(e) => errors.push(e),
+                Slot::Doc {
+                    fate: Fate::Rejected { .. },
+                    ..
+                } if !self.output.write_rejected => {}
+                doc @ Slot::Doc { .. } => docs.push(doc),
+            }
+        }
+        if self.output.format == OutputFormat::Parquet {
+            return (
+                shard,
+                last,
+                Ok(WriterMsg::Batch {
+                    shard,
+                    payload: Payload::Docs(docs),
+                    errors,
+                }),
+            );
+        }
+        let mut targets: BTreeMap<Option<usize>, Vec<&Document>> = BTreeMap::new();
+        for slot in &docs {
+            if let Slot::Doc { doc, fate, .. } = slot {
+                let target = match fate {
+                    Fate::Alive => None,
+                    Fate::Rejected { step } => Some(*step),
+                };
+                targets.entry(target).or_default().push(doc);
+            }
+        }
+        let blocks = targets
+            .into_iter()
+            .map(|(target, list)| {
+                let bytes = encode_jsonl_block(list.iter().copied(), self.output.compression)
+                    .map_err(|e| PipelineError::Internal(format!("encoding a batch: {e}")))?;
+                Ok(Block {
+                    target,
+                    docs: list.len() as u64,
+                    bytes,
+                })
+            })
+            .collect::<Result<Vec<_>, PipelineError>>();
+        let message = blocks.map(|blocks| WriterMsg::Batch {
+            shard,
+            payload: Payload::Blocks(blocks),
+            errors,
+        });
+        (shard, last, message)
     }
 }
 

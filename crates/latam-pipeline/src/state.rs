@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::PipelineError;
 use crate::config::{OutputConfig, PipelineConfig};
-use crate::engine::{ErrorRecord, Fate, InputSummary, RunOptions, Slot, WriterMsg};
+use crate::engine::{ErrorRecord, Fate, InputSummary, Payload, RunOptions, Slot, WriterMsg};
 use crate::stats::RunStats;
 
 const STATE_DIR: &str = ".latam";
@@ -416,43 +416,33 @@ impl<'a> ShardWriter<'a> {
         let mut current: Option<OpenShard> = None;
         for msg in rx {
             match msg {
-                WriterMsg::Slots { shard, slots } => {
+                WriterMsg::Batch {
+                    shard,
+                    payload,
+                    errors,
+                } => {
                     if current.as_ref().is_none_or(|c| c.shard != shard) {
                         current = Some(self.open(shard)?);
                     }
                     let open = current.as_mut().expect("opened above");
-                    for slot in slots {
-                        match slot {
-                            Slot::Doc {
-                                doc,
-                                fate: Fate::Alive,
-                                ..
-                            } => open.kept.write(&doc)?,
-                            Slot::Doc {
-                                doc,
-                                fate: Fate::Rejected { step },
-                                ..
-                            } => {
-                                if !self.output.write_rejected {
-                                    continue;
-                                }
-                                let writer = match open.rejected.entry(step) {
-                                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                                    std::collections::btree_map::Entry::Vacant(e) => {
-                                        let path = self.part_path(
-                                            &format!("rejected/{}", self.names[step]),
-                                            shard,
-                                        );
-                                        e.insert(PartWriter::create(
-                                            &path,
-                                            self.output.format,
-                                            self.output.compression,
-                                        )?)
-                                    }
-                                };
-                                writer.write(&doc)?;
+                    open.errors.extend(errors);
+                    match payload {
+                        Payload::Blocks(blocks) => {
+                            for block in blocks {
+                                self.part(open, block.target)?
+                                    .write_block(&block.bytes, block.docs)?;
                             }
-                            Slot::Error(error) => open.errors.push(error),
+                        }
+                        Payload::Docs(slots) => {
+                            for slot in slots {
+                                if let Slot::Doc { doc, fate, .. } = slot {
+                                    let target = match fate {
+                                        Fate::Alive => None,
+                                        Fate::Rejected { step } => Some(step),
+                                    };
+                                    self.part(open, target)?.write(&doc)?;
+                                }
+                            }
                         }
                     }
                 }
@@ -466,6 +456,29 @@ impl<'a> ShardWriter<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The part of the open shard for `documents/` (`None`) or a step's `rejected/` (created on
+    /// first use).
+    fn part<'s>(
+        &self,
+        open: &'s mut OpenShard,
+        target: Option<usize>,
+    ) -> Result<&'s mut PartWriter, PipelineError> {
+        let Some(step) = target else {
+            return Ok(&mut open.kept);
+        };
+        Ok(match open.rejected.entry(step) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let path = self.part_path(&format!("rejected/{}", self.names[step]), open.shard);
+                e.insert(PartWriter::create(
+                    &path,
+                    self.output.format,
+                    self.output.compression,
+                )?)
+            }
+        })
     }
 
     /// Finishes the parts of a shard, then writes its keys and, last, its marker.

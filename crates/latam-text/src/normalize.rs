@@ -118,8 +118,36 @@ fn is_removable(c: char) -> bool {
         || matches!(c, '\u{200b}' | '\u{2060}' | '\u{feff}' | '\u{ad}')
 }
 
+/// Length of the UTF-8 character at `i` if it is one that cleaning leaves as it is (not a
+/// space, control, separator or zero-width character), told from its bytes; `None` when the
+/// character needs a closer look.
+#[inline]
+fn plain_char_len(bytes: &[u8], i: usize) -> Option<usize> {
+    let b = bytes[i];
+    let next = |k: usize| bytes.get(i + k).copied().unwrap_or(0);
+    match b {
+        0x21..=0x7e => Some(1),
+        // U+0080..U+00BF: C1 controls, no-break space, soft hyphen need care.
+        0xc2 => (next(1) >= 0xa1 && next(1) != 0xad).then_some(2),
+        0xc3..=0xdf => Some(2),
+        // General punctuation: spaces, zero-width and separators live in E2 80 80..AF and
+        // E2 81 9F..A0; dashes, quotes and the ellipsis are plain.
+        0xe2 => match (next(1), next(2)) {
+            (0x80, 0x80..=0x8f | 0xa8 | 0xa9 | 0xaf) | (0x81, 0x9f | 0xa0) => None,
+            _ => Some(3),
+        },
+        0xe1 if next(1) == 0x9a && next(2) == 0x80 => None, // ogham space mark
+        0xe3 if next(1) == 0x80 && next(2) == 0x80 => None, // ideographic space
+        0xef if next(1) == 0xbb && next(2) == 0xbf => None, // BOM
+        0xe0..=0xef => Some(3),
+        0xf0..=0xf4 => Some(4),
+        _ => None,
+    }
+}
+
 /// One pass over the text: line breaks, controls, spaces, whitespace runs, blank lines.
-/// Runs of printable ASCII are copied as slices; other characters go one by one.
+/// Runs of plain characters joined by single spaces (most of any line) are copied as slices;
+/// everything else goes one character at a time.
 fn clean_chars(text: &str, c: &NormalizeConfig, out: &mut String) {
     let mut state = Cleaner {
         out,
@@ -129,15 +157,34 @@ fn clean_chars(text: &str, c: &NormalizeConfig, out: &mut String) {
         at_line_start: true,
     };
     let bytes = text.as_bytes();
+    let plain = |i: usize| {
+        if c.remove_control && c.unicode_spaces {
+            plain_char_len(bytes, i)
+        } else {
+            None
+        }
+    };
     let mut i = 0;
     while i < bytes.len() {
-        let run = bytes[i..]
-            .iter()
-            .take_while(|b| matches!(b, 0x21..=0x7e))
-            .count();
-        if run > 0 {
-            state.push_str(&text[i..i + run]);
-            i += run;
+        let mut end = i;
+        while end < bytes.len() {
+            if matches!(bytes[end], 0x21..=0x7e) && c.remove_control {
+                end += 1;
+            } else if let Some(len) = plain(end) {
+                end += len;
+            } else if bytes[end] == b' '
+                && end > i
+                && end + 1 < bytes.len()
+                && plain(end + 1).is_some()
+            {
+                end += 1;
+            } else {
+                break;
+            }
+        }
+        if end > i {
+            state.push_str(&text[i..end]);
+            i = end;
             continue;
         }
         let ch = text[i..].chars().next().expect("index on a char boundary");
@@ -163,7 +210,7 @@ struct Cleaner<'a> {
 }
 
 impl Cleaner<'_> {
-    /// Printable, non-space ASCII.
+    /// Plain characters, with single spaces between them only.
     fn push_str(&mut self, s: &str) {
         if self.pending_space {
             self.out.push(' ');
@@ -354,6 +401,21 @@ mod tests {
         );
         assert_eq!(norm("x\u{a0}y\u{2028}z"), "x y\nz");
         assert_eq!(norm(" \n\t\n"), "");
+    }
+
+    #[test]
+    fn plain_runs_and_special_characters() {
+        // Characters the fast path must not copy as they are.
+        assert_eq!(
+            norm("a\u{ad}b c\u{a0}d e\u{2009}f g\u{200b}h i\u{3000}j\u{feff}k"),
+            "ab c d e f gh i jk"
+        );
+        assert_eq!(
+            norm("—¿Qué? «Sí»… “ok” 中文 😀"),
+            "—¿Qué? «Sí»… “ok” 中文 😀"
+        );
+        assert_eq!(norm("uno  dos \t tres \n cuatro"), "uno dos tres\ncuatro");
+        assert_eq!(norm("x\u{85}y\u{9f}z"), "x\nyz");
     }
 
     #[test]

@@ -14,43 +14,90 @@ pub struct Token<'a> {
     pub has_alpha: bool,
 }
 
-fn is_joiner(c: char) -> bool {
-    matches!(c, '\'' | '’' | '-' | '.' | ',' | '_' | '·')
-}
+const ALNUM: u8 = 1;
+const ALPHA: u8 = 2;
+const SPACE: u8 = 4;
+const JOINER: u8 = 8;
+
+/// Classes of ASCII bytes; every byte of 0x80 and above is 0 (decided by [`latin_letter`] or
+/// by decoding the character).
+const CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        table[b] = if c.is_ascii_alphabetic() {
+            ALNUM | ALPHA
+        } else if c.is_ascii_digit() {
+            ALNUM
+        } else if c.is_ascii_whitespace() {
+            SPACE
+        } else if matches!(c, b'\'' | b'-' | b'.' | b',' | b'_') {
+            JOINER
+        } else {
+            0
+        };
+        b += 1;
+    }
+    table
+};
 
 /// Splits a text into tokens.
 pub fn tokenize<'a>(text: &'a str, out: &mut Vec<Token<'a>>) {
     let bytes = text.as_bytes();
+    out.reserve(bytes.len() / 5);
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if b.is_ascii() {
-            if b.is_ascii_whitespace() {
-                i += 1;
-                continue;
-            }
-            if b.is_ascii_alphanumeric() {
-                i = word(text, i, out);
-                continue;
-            }
-        }
-        let c = char_at(text, i);
-        if c.is_whitespace() {
-            i += c.len_utf8();
-        } else if is_alphanumeric(c) {
+        let class = CLASS[b as usize];
+        if class & SPACE != 0 {
+            i += 1;
+        } else if class & ALNUM != 0 {
             i = word(text, i, out);
-        } else {
+        } else if b.is_ascii() {
             let start = i;
-            i += c.len_utf8();
-            while text[i..].starts_with(c) {
-                i += c.len_utf8();
+            i += 1;
+            while bytes.get(i) == Some(&b) {
+                i += 1;
             }
             out.push(Token {
                 text: &text[start..i],
                 is_word: false,
                 has_alpha: false,
             });
+        } else if latin_letter(bytes, i) {
+            i = word(text, i, out);
+        } else {
+            let c = char_at(text, i);
+            if c.is_whitespace() {
+                i += c.len_utf8();
+            } else if is_alphanumeric(c) {
+                i = word(text, i, out);
+            } else {
+                let start = i;
+                i += c.len_utf8();
+                while text[i..].starts_with(c) {
+                    i += c.len_utf8();
+                }
+                out.push(Token {
+                    text: &text[start..i],
+                    is_word: false,
+                    has_alpha: false,
+                });
+            }
         }
+    }
+}
+
+/// Whether the two bytes at `i` are a letter of U+00C0..=U+027F (lead bytes 0xC3..=0xC9, but
+/// × and ÷).
+fn latin_letter(bytes: &[u8], i: usize) -> bool {
+    match bytes[i] {
+        0xc3 => bytes
+            .get(i + 1)
+            .is_some_and(|&n| n >= 0x80 && n != 0x97 && n != 0xb7),
+        0xc4..=0xc9 => true,
+        _ => false,
     }
 }
 
@@ -58,44 +105,57 @@ fn char_at(text: &str, i: usize) -> char {
     text[i..].chars().next().expect("index on a char boundary")
 }
 
+/// Whether a letter or digit starts at byte `i`.
+fn alphanumeric_at(text: &str, i: usize) -> bool {
+    let bytes = text.as_bytes();
+    match bytes.get(i) {
+        None => false,
+        Some(&b) if b.is_ascii() => CLASS[b as usize] & ALNUM != 0,
+        Some(_) => latin_letter(bytes, i) || is_alphanumeric(char_at(text, i)),
+    }
+}
+
 /// Reads the word starting at `start` (a letter or digit); returns where it ends.
 fn word<'a>(text: &'a str, start: usize, out: &mut Vec<Token<'a>>) -> usize {
     let bytes = text.as_bytes();
     let mut i = start;
-    let mut has_alpha = false;
-    loop {
-        // ASCII letters and digits, the bulk of most words.
-        while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
-            has_alpha |= bytes[i].is_ascii_alphabetic();
+    let mut classes = 0u8;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let class = CLASS[b as usize];
+        if class & ALNUM != 0 {
+            classes |= class;
             i += 1;
-        }
-        if i >= bytes.len() {
-            break;
-        }
-        let c = char_at(text, i);
-        if c.is_ascii() && !is_joiner(c) {
-            break;
-        }
-        if is_alphabetic(c) {
-            has_alpha = true;
-            i += c.len_utf8();
-        } else if c.is_numeric() || is_mark(c) {
-            i += c.len_utf8();
-        } else if is_joiner(c) {
-            let next = i + c.len_utf8();
-            if next < bytes.len() && is_alphanumeric(char_at(text, next)) {
-                i = next;
+        } else if class & JOINER != 0 {
+            // A joiner inside a word (d'Ávila, bem-vindo, 3,5) when a letter or digit follows.
+            if alphanumeric_at(text, i + 1) {
+                i += 1;
             } else {
                 break;
             }
-        } else {
+        } else if b.is_ascii() {
             break;
+        } else if latin_letter(bytes, i) {
+            classes |= ALPHA;
+            i += 2;
+        } else {
+            let c = char_at(text, i);
+            if is_alphabetic(c) {
+                classes |= ALPHA;
+                i += c.len_utf8();
+            } else if c.is_numeric() || is_mark(c) {
+                i += c.len_utf8();
+            } else if matches!(c, '’' | '·') && alphanumeric_at(text, i + c.len_utf8()) {
+                i += c.len_utf8();
+            } else {
+                break;
+            }
         }
     }
     out.push(Token {
         text: &text[start..i],
         is_word: true,
-        has_alpha,
+        has_alpha: classes & ALPHA != 0,
     });
     i
 }

@@ -143,16 +143,19 @@ fn count_sentences(line: &str) -> usize {
     count.max(1)
 }
 
-/// Words of a line and whether one is longer than `max` characters (0: no limit).
-fn words_and_long_word(line: &str, max: usize) -> (usize, bool) {
-    let mut words = 0;
-    let mut long = false;
-    for word in line.split_ascii_whitespace() {
-        words += 1;
-        // A word of more than `max` characters has more than `max` bytes.
-        long |= max > 0 && word.len() > max && word.chars().count() > max;
-    }
-    (words, long)
+/// Whether a line has a word longer than `max` characters (0: no limit). A line of at most
+/// `max` bytes cannot, which settles almost every line without looking at its words.
+fn has_long_word(line: &str, max: usize) -> bool {
+    max > 0
+        && line.len() > max
+        && line
+            .split_ascii_whitespace()
+            .any(|w| w.len() > max && w.chars().count() > max)
+}
+
+/// Whether a line has at least `min` words; stops counting at `min`.
+fn has_words(line: &str, min: usize) -> bool {
+    line.split_ascii_whitespace().take(min).count() >= min
 }
 
 impl C4Config {
@@ -181,8 +184,7 @@ impl C4Config {
                 kept.push(raw.into());
                 continue;
             }
-            let (words, long_word) = words_and_long_word(line, self.max_word_length);
-            if long_word {
+            if has_long_word(line, self.max_word_length) {
                 changed = true;
                 continue;
             }
@@ -195,7 +197,7 @@ impl C4Config {
                 && (!ends_with_terminal_punct(&line)
                     || line.ends_with("...")
                     || line.ends_with('…')))
-                || words < self.min_words_per_line
+                || !has_words(&line, self.min_words_per_line)
             {
                 changed = true;
                 continue;

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::gopher::char_count;
 use super::{duplicates, ends_with_terminal_punct};
 use crate::words::tokenize;
 
@@ -53,7 +54,9 @@ impl FineWebConfig {
         }
         let short = lines
             .iter()
-            .filter(|l| l.chars().count() <= self.short_line_length)
+            .filter(|l| {
+                l.len() <= self.short_line_length || char_count(l) <= self.short_line_length
+            })
             .count();
         if self.short_line_thr > 0.0 && short as f64 / n > self.short_line_thr {
             return Some("short_line_ratio");

@@ -81,11 +81,7 @@ impl GopherQualityConfig {
         for t in tokens {
             if t.is_word {
                 n_words += 1;
-                word_chars += if t.text.is_ascii() {
-                    t.text.len()
-                } else {
-                    t.text.chars().count()
-                };
+                word_chars += char_count(t.text);
             }
             n_alpha += usize::from(t.has_alpha);
         }
@@ -107,7 +103,8 @@ impl GopherQualityConfig {
             if ratio(hashes, n_tokens) > self.max_symbol_word_ratio {
                 return Some("gopher_too_many_hashes");
             }
-            let ellipses = text.matches("...").count() + text.matches('…').count();
+            let ellipses = memchr::memmem::find_iter(text.as_bytes(), "...").count()
+                + memchr::memmem::find_iter(text.as_bytes(), "…").count();
             if ratio(ellipses, n_tokens) > self.max_symbol_word_ratio {
                 return Some("gopher_too_many_ellipsis");
             }
@@ -163,6 +160,11 @@ impl GopherQualityConfig {
     }
 }
 
+/// Characters in a string: its UTF-8 bytes but continuation bytes.
+pub(crate) fn char_count(text: &str) -> usize {
+    text.bytes().filter(|&b| (b as i8) >= -0x40).count()
+}
+
 fn count_byte(byte: u8, text: &str) -> usize {
     text.bytes().filter(|&b| b == byte).count()
 }
@@ -208,6 +210,24 @@ impl Default for GopherRepetitionConfig {
             ],
         }
     }
+}
+
+/// Paragraphs: the text between blank lines, trimmed.
+fn paragraphs(text: &str) -> Vec<&str> {
+    let text = text.trim();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for at in memchr::memmem::find_iter(text.as_bytes(), "\n\n") {
+        if at >= start {
+            out.push(&text[start..at]);
+            start = at + 2;
+        }
+    }
+    out.push(&text[start..]);
+    out.into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 fn top_gram_reason(n: usize) -> &'static str {
@@ -273,12 +293,7 @@ impl GopherRepetitionConfig {
         let exceeds =
             |limit: f64, part: usize, whole: usize| limit > 0.0 && ratio(part, whole) > limit;
 
-        let paragraphs: Vec<&str> = text
-            .trim()
-            .split("\n\n")
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .collect();
+        let paragraphs = paragraphs(text);
         let (dup, chars) = duplicates(paragraphs.iter().copied());
         if exceeds(self.dup_para_frac, dup, paragraphs.len()) {
             return Some("dup_para_frac");
@@ -307,8 +322,17 @@ impl GopherRepetitionConfig {
         }
         let mut hashes = Vec::new();
         let mut counts: FxHashMap<u64, (u32, u32)> = FxHashMap::default();
+        let mut sketch = Vec::new();
         for &(n, limit) in &self.top_n_grams {
             ngram_hashes(&word_hashes, n, &mut hashes);
+            if limit <= 0.0 || hashes.is_empty() {
+                continue;
+            }
+            // Over-estimated counts that stay under the limit clear the exact count.
+            let gram_len = |start: usize| prefix[start + n] - prefix[start] + (n - 1);
+            if top_grams_within(&hashes, gram_len, limit * total as f64, &mut sketch) {
+                continue;
+            }
             counts.clear();
             counts.reserve(hashes.len());
             let mut best = (1u32, 0u32); // (count, first position)
@@ -321,7 +345,7 @@ impl GopherRepetitionConfig {
             }
             if best.0 > 1 {
                 let start = best.1 as usize;
-                let len = prefix[start + n] - prefix[start] + (n - 1);
+                let len = gram_len(start);
                 if exceeds(limit, len * best.0 as usize, total) {
                     return Some(top_gram_reason(n));
                 }
@@ -360,6 +384,32 @@ impl GopherRepetitionConfig {
         }
         None
     }
+}
+
+/// Whether no n-gram can break a `top_<n>_gram` rule: a count-min sketch (two rows of
+/// counters, each at least the true count) bounds every n-gram's count from above, so when
+/// `length × estimate` stays within `max_chars` for all of them, so do the exact counts.
+fn top_grams_within(
+    hashes: &[u64],
+    gram_len: impl Fn(usize) -> usize,
+    max_chars: f64,
+    sketch: &mut Vec<u32>,
+) -> bool {
+    let width = (hashes.len() * 2).next_power_of_two().max(64);
+    let mask = (width - 1) as u64;
+    sketch.clear();
+    sketch.resize(width * 2, 0);
+    let slots = |h: u64| ((h & mask) as usize, width + ((h >> 32) & mask) as usize);
+    for &h in hashes {
+        let (a, b) = slots(h);
+        sketch[a] += 1;
+        sketch[b] += 1;
+    }
+    hashes.iter().enumerate().all(|(i, &h)| {
+        let (a, b) = slots(h);
+        let estimate = sketch[a].min(sketch[b]);
+        estimate < 2 || (gram_len(i) as f64) * f64::from(estimate) <= max_chars
+    })
 }
 
 /// An upper bound, in bytes, of the repeated characters that every `duplicated_<n>_n_grams`
@@ -454,6 +504,31 @@ mod tests {
         assert_eq!(repetition(&text), Some("dup_line_frac"));
         let spam = "compre ahora compre ahora ".repeat(20);
         assert_eq!(repetition(&spam), Some("top_2_gram"));
+    }
+
+    #[test]
+    fn the_sketch_never_hides_a_top_n_gram() {
+        // A phrase repeated k times among distinct words, around the 20% limit: the filter
+        // must decide as an exact count of the most frequent bigram does.
+        for k in 20..60 {
+            let mut words: Vec<String> = (0..300).map(|i| format!("p{i}")).collect();
+            for j in 0..k {
+                words.insert(j * 5, "gran oferta".into());
+            }
+            let text = words.join(" ");
+            let mut tokens = Vec::new();
+            tokenize(&text, &mut tokens);
+            let mut counts: std::collections::HashMap<String, usize> =
+                std::collections::HashMap::new();
+            for pair in tokens.windows(2) {
+                *counts
+                    .entry(format!("{} {}", pair[0].text, pair[1].text))
+                    .or_default() += 1;
+            }
+            let top = counts.iter().map(|(g, c)| g.len() * c).max().unwrap();
+            let expected = top as f64 / text.len() as f64 > 0.2;
+            assert_eq!(repetition(&text) == Some("top_2_gram"), expected, "k={k}");
+        }
     }
 
     #[test]
