@@ -1,5 +1,6 @@
 //! `latam corpus ...`
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -166,10 +167,11 @@ fn run_pipeline(args: &RunArgs) -> Result<u8, Failure> {
 fn print_summary(summary: &RunSummary) {
     let s = &summary.stats;
     let mut out = String::new();
-    out.push_str(&format!(
-        "\n{:<18} {:>9} {:>9} {:>9}  top reasons\n",
+    let _ = writeln!(
+        out,
+        "\n{:<18} {:>9} {:>9} {:>9}  top reasons",
         "step", "in", "out", "dropped"
-    ));
+    );
     for step in &s.steps {
         let mut reasons: Vec<_> = step.dropped_by_reason.iter().collect();
         reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
@@ -178,45 +180,53 @@ fn print_summary(summary: &RunSummary) {
             .take(3)
             .map(|(r, n)| format!("{r} {n}"))
             .collect();
-        out.push_str(&format!(
-            "{:<18} {:>9} {:>9} {:>9}  {}\n",
+        let _ = writeln!(
+            out,
+            "{:<18} {:>9} {:>9} {:>9}  {}",
             step.name,
             step.input,
             step.out,
             step.dropped,
             top.join(", ")
-        ));
+        );
     }
     let d = &s.documents;
     let secs = summary.elapsed.as_secs_f64().max(1e-9);
-    out.push_str(&format!(
-        "\nread {} documents ({:.1} MB of text); kept {} ({:.1} MB), rejected {}, unreadable records {}\n",
+    let _ = writeln!(
+        out,
+        "\nread {} documents ({:.1} MB of text); kept {} ({:.1} MB), rejected {}, unreadable records {}",
         d.read,
         s.bytes.read as f64 / 1e6,
         d.kept,
         s.bytes.kept as f64 / 1e6,
         d.rejected,
         d.errors
-    ));
+    );
     if summary.resumed_shards > 0 {
-        out.push_str(&format!(
-            "resumed: {} of {} shards were already done\n",
+        let _ = writeln!(
+            out,
+            "resumed: {} of {} shards were already done",
             summary.resumed_shards, summary.shards
-        ));
+        );
     }
-    out.push_str(&format!(
+    let _ = write!(
+        out,
         "{:.2} s, {:.1} MB/s, {:.0} docs/s\n\n",
         secs,
         s.bytes.read as f64 / 1e6 / secs,
         d.read as f64 / secs
-    ));
+    );
     let root = summary.output.display();
-    out.push_str(&format!("data card:  {root}/report.html\nstats:      {root}/stats.json\ndocuments:  {root}/documents/\n"));
+    let _ = writeln!(
+        out,
+        "data card:  {root}/report.html\nstats:      {root}/stats.json\ndocuments:  {root}/documents/"
+    );
     if d.errors > 0 {
-        out.push_str(&format!(
-            "errors:     {root}/errors.jsonl ({} unreadable records)\n",
+        let _ = writeln!(
+            out,
+            "errors:     {root}/errors.jsonl ({} unreadable records)",
             d.errors
-        ));
+        );
     }
     eprint!("{out}");
 }

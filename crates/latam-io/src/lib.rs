@@ -18,12 +18,14 @@
 //! ```
 
 mod atomic;
+mod hash;
 mod inputs;
 mod parquet_io;
 mod reader;
 mod writer;
 
 pub use atomic::{AtomicFile, write_atomic};
+pub use hash::{hex, sha256_file};
 pub use inputs::{Compression, Format, InputFile, Source, resolve_inputs};
 pub use reader::{ReadOptions, Record, RecordKind, RecordReader};
 pub use writer::{OutputFormat, PartWriter, encode_jsonl_block};

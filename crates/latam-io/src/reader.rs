@@ -95,7 +95,9 @@ impl RecordReader {
     pub fn open(input: &InputFile, options: &ReadOptions) -> Self {
         let hash = Arc::new(Mutex::new(Sha256::new()));
         let stored = Arc::new(AtomicU64::new(0));
+        // A zero-byte file is an empty input, whatever its compression says.
         let inner = match open_inner(input, &hash, &stored) {
+            _ if input.size == 0 => Inner::Done,
             Ok(inner) => inner,
             Err(message) => Inner::Failed(message),
         };
@@ -116,7 +118,7 @@ impl RecordReader {
     pub fn sha256(&self) -> Option<String> {
         if self.hashed {
             let digest = self.hash.lock().expect("hash lock").clone().finalize();
-            Some(digest.iter().map(|b| format!("{b:02x}")).collect())
+            Some(crate::hex(&digest))
         } else {
             None
         }
@@ -354,6 +356,8 @@ fn read_line_bounded(
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write;
+
     use super::*;
 
     fn read_all(name: &str, format: Format, bytes: &'static [u8]) -> Vec<Record> {
@@ -416,10 +420,7 @@ mod tests {
         // Varied lines, so the zstd stream has many blocks before the cut.
         for i in 0..20_000u64 {
             let n = i.wrapping_mul(2_654_435_761) % 1_000_000_007;
-            text.push_str(&format!(
-                "{{\"text\": \"documento {i}: {n} {}\"}}\n",
-                n % 97
-            ));
+            let _ = writeln!(text, "{{\"text\": \"documento {i}: {n} {}\"}}", n % 97);
         }
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
@@ -458,6 +459,17 @@ mod tests {
     }
 
     #[test]
+    fn zero_byte_files_are_empty_in_any_format() {
+        for (name, format) in [
+            ("a.jsonl.zst", Format::Jsonl(Compression::Zstd)),
+            ("a.jsonl.gz", Format::Jsonl(Compression::Gzip)),
+            ("a.txt", Format::Text),
+        ] {
+            assert!(read_all(name, format, b"").is_empty(), "{name}");
+        }
+    }
+
+    #[test]
     fn hash_covers_the_stored_bytes() {
         let mut reader = RecordReader::open(
             &InputFile::in_memory(
@@ -468,10 +480,10 @@ mod tests {
             &ReadOptions::default(),
         );
         while reader.next().is_some() {}
-        let expected: String = Sha256::digest(b"{\"text\":\"a\"}\n")
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let expected = crate::hex(&Sha256::digest(
+            b"{\"text\":\"a\"}
+",
+        ));
         assert_eq!(reader.sha256(), Some(expected));
     }
 }

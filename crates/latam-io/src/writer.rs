@@ -181,7 +181,7 @@ mod tests {
         RecordReader::open(&inputs[0], &ReadOptions::default())
             .map(|r| match r.kind {
                 RecordKind::Json(line) => {
-                    Document::from_json_line(&line, &Default::default()).unwrap()
+                    Document::from_json_line(&line, &latam_core::FieldNames::default()).unwrap()
                 }
                 RecordKind::Doc(doc) => doc,
                 RecordKind::Error(e) => panic!("{e}"),

@@ -93,7 +93,7 @@ impl DetectLanguageConfig {
                         code: code.clone(),
                         known: Lang::all()
                             .iter()
-                            .map(|l| l.code())
+                            .map(Lang::code)
                             .collect::<Vec<_>>()
                             .join(", "),
                     })

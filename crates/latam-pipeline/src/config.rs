@@ -107,7 +107,7 @@ pub enum StepConfig {
     /// Bounds on characters and words.
     FilterLength(FilterLengthConfig),
     /// Gopher, C4 and FineWeb quality rules.
-    FilterQuality(FilterQualityConfig),
+    FilterQuality(Box<FilterQualityConfig>),
     /// Keep or drop by a metadata field's value.
     FilterMetadata(FilterMetadataConfig),
     /// Exact duplicates by normalized-text hash.

@@ -165,28 +165,9 @@ pub fn run(
         .collect();
     let out = OutputDir::prepare(&options.output, config, &options.inputs, options.overwrite)?;
 
-    // Resume: replay the ordered-step keys of the finished shards.
-    let finished = out.finished_shards(&step_ids)?;
-    let ordered: Vec<usize> = stages
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| matches!(s, Stage::Ordered(_)))
-        .map(|(i, _)| i)
-        .collect();
-    for shard in 0..finished {
-        let keys = out.read_keys(shard, ordered.len())?;
-        for (stage, keys) in ordered.iter().zip(keys) {
-            let Stage::Ordered(step) = &mut stages[*stage] else {
-                unreachable!()
-            };
-            for key in keys {
-                step.admit(key);
-            }
-        }
-    }
-    if finished > 0 {
-        tracing::info!("resuming: {finished} shard(s) already finished are skipped");
-    }
+    let finished = out.finished_shards(&step_ids);
+    let ordered = ordered_steps(&stages);
+    replay_finished(&out, &mut stages, &ordered, finished)?;
 
     let workers = options.workers.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -270,6 +251,37 @@ pub fn run(
         elapsed: started.elapsed(),
         output: options.output.clone(),
     })
+}
+
+/// Indices of the ordered steps.
+fn ordered_steps(stages: &[Stage]) -> Vec<usize> {
+    (0..stages.len())
+        .filter(|&i| matches!(stages[i], Stage::Ordered(_)))
+        .collect()
+}
+
+/// Resuming: the ordered steps see again the keys of the shards a previous run finished.
+fn replay_finished(
+    out: &OutputDir,
+    stages: &mut [Stage],
+    ordered: &[usize],
+    finished: usize,
+) -> Result<(), PipelineError> {
+    for shard in 0..finished {
+        let keys = out.read_keys(shard, ordered.len())?;
+        for (&stage, keys) in ordered.iter().zip(keys) {
+            let Stage::Ordered(step) = &mut stages[stage] else {
+                unreachable!("an ordered step")
+            };
+            for key in keys {
+                step.admit(key);
+            }
+        }
+    }
+    if finished > 0 {
+        tracing::info!("resuming: {finished} shard(s) already finished are skipped");
+    }
+    Ok(())
 }
 
 /// The reader thread: cuts the inputs into batches and shards; returns what the manifest says
@@ -534,7 +546,7 @@ impl Context<'_> {
                 let shared: &[Stage] = stages;
                 self.pool.install(|| {
                     wave.par_iter_mut()
-                        .for_each(|b| self.run_map_steps(b, shared, start..boundary))
+                        .for_each(|b| self.run_map_steps(b, shared, start..boundary));
                 });
                 if boundary == stages.len() {
                     break;

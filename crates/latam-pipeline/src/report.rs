@@ -29,7 +29,7 @@ fn num(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push('\u{2009}');
         }
         out.push(c);
@@ -125,42 +125,9 @@ fn group_section(title: &str, groups: &std::collections::BTreeMap<String, GroupC
     )
 }
 
-/// Renders the data card.
-pub(crate) fn render(stats: &RunStats, manifest: &Value, errors: usize) -> String {
-    let d = &stats.documents;
-    let mut html = String::from(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>latam corpus data card</title><style>\
-         body{font:15px/1.45 system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#1b1b1b}\
-         h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd}table{border-collapse:collapse;margin:.5em 0}\
-         td,th{padding:.25em .7em;border-bottom:1px solid #eee;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}\
-         .cards{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:8em}\
-         .card b{display:block;font-size:1.4em}.muted{color:#777}svg text{font-size:12px;fill:#333}\
-         pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}</style></head><body>",
-    );
-    let _ = write!(
-        html,
-        "<h1>Corpus data card</h1><p class=\"muted\">latam {} · created {} · {} shard(s)</p>",
-        esc(manifest["version"].as_str().unwrap_or("")),
-        esc(manifest["created"].as_str().unwrap_or("")),
-        manifest["shards"]
-    );
-    let _ = write!(
-        html,
-        "<div class=\"cards\"><div class=\"card\">read<b>{}</b>{}</div><div class=\"card\">kept<b>{}</b>{}</div>\
-         <div class=\"card\">rejected<b>{}</b>{:.1}%</div><div class=\"card\">unreadable records<b>{}</b>see errors.jsonl</div></div>",
-        num(d.read),
-        mb(stats.bytes.read),
-        num(d.kept),
-        mb(stats.bytes.kept),
-        num(d.rejected),
-        if d.read > 0 {
-            d.rejected as f64 * 100.0 / d.read as f64
-        } else {
-            0.0
-        },
-        num(errors as u64),
-    );
-
+/// The steps: a funnel chart and a table of drop reasons.
+fn steps_section(stats: &RunStats) -> String {
+    let mut html = String::new();
     let funnel: Vec<(String, Vec<u64>)> = stats
         .steps
         .iter()
@@ -207,25 +174,12 @@ pub(crate) fn render(stats: &RunStats, manifest: &Value, errors: usize) -> Strin
     }
     html.push_str("</table></section>");
 
-    let mut kept_languages: Vec<(String, Vec<u64>)> = stats
-        .by_language
-        .iter()
-        .filter(|(_, c)| c.kept > 0)
-        .map(|(k, c)| (k.clone(), vec![c.kept_bytes]))
-        .collect();
-    kept_languages.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let _ = write!(
-        html,
-        "<section><h2>Kept text by language</h2>{}</section>",
-        bar_chart(&kept_languages, &["kept"], mb)
-    );
-    html.push_str(&group_section("By country", &stats.by_country));
-    html.push_str(&group_section("By source", &stats.by_source));
-    html.push_str(&group_section(
-        "By language (as last labelled)",
-        &stats.by_language,
-    ));
+    html
+}
 
+/// Inputs with their hashes, and the output parts.
+fn files_section(manifest: &Value) -> String {
+    let mut html = String::new();
     html.push_str(
         "<section><h2>Inputs</h2><table><tr><th>file</th><th>size</th><th>sha256</th></tr>",
     );
@@ -250,10 +204,72 @@ pub(crate) fn render(stats: &RunStats, manifest: &Value, errors: usize) -> Strin
             mb(output["size"].as_u64().unwrap_or(0))
         );
     }
-    let config = serde_json::to_string_pretty(&manifest["config"]).unwrap_or_default();
+    html.push_str("</table></section>");
+    html
+}
+
+/// Renders the data card.
+pub(crate) fn render(stats: &RunStats, manifest: &Value, errors: usize) -> String {
+    let d = &stats.documents;
+    let mut html = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>latam corpus data card</title><style>\
+         body{font:15px/1.45 system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#1b1b1b}\
+         h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ddd}table{border-collapse:collapse;margin:.5em 0}\
+         td,th{padding:.25em .7em;border-bottom:1px solid #eee;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}\
+         .cards{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:8em}\
+         .card b{display:block;font-size:1.4em}.muted{color:#777}svg text{font-size:12px;fill:#333}\
+         pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}</style></head><body>",
+    );
     let _ = write!(
         html,
-        "</table></section><section><h2>Pipeline</h2><details><summary>configuration</summary><pre>{}</pre></details></section></body></html>\n",
+        "<h1>Corpus data card</h1><p class=\"muted\">latam {} · created {} · {} shard(s)</p>",
+        esc(manifest["version"].as_str().unwrap_or("")),
+        esc(manifest["created"].as_str().unwrap_or("")),
+        manifest["shards"]
+    );
+    let _ = write!(
+        html,
+        "<div class=\"cards\"><div class=\"card\">read<b>{}</b>{}</div><div class=\"card\">kept<b>{}</b>{}</div>\
+         <div class=\"card\">rejected<b>{}</b>{:.1}%</div><div class=\"card\">unreadable records<b>{}</b>see errors.jsonl</div></div>",
+        num(d.read),
+        mb(stats.bytes.read),
+        num(d.kept),
+        mb(stats.bytes.kept),
+        num(d.rejected),
+        if d.read > 0 {
+            d.rejected as f64 * 100.0 / d.read as f64
+        } else {
+            0.0
+        },
+        num(errors as u64),
+    );
+
+    html.push_str(&steps_section(stats));
+
+    let mut kept_languages: Vec<(String, Vec<u64>)> = stats
+        .by_language
+        .iter()
+        .filter(|(_, c)| c.kept > 0)
+        .map(|(k, c)| (k.clone(), vec![c.kept_bytes]))
+        .collect();
+    kept_languages.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let _ = write!(
+        html,
+        "<section><h2>Kept text by language</h2>{}</section>",
+        bar_chart(&kept_languages, &["kept"], mb)
+    );
+    html.push_str(&group_section("By country", &stats.by_country));
+    html.push_str(&group_section("By source", &stats.by_source));
+    html.push_str(&group_section(
+        "By language (as last labelled)",
+        &stats.by_language,
+    ));
+
+    html.push_str(&files_section(manifest));
+    let config = serde_json::to_string_pretty(&manifest["config"]).unwrap_or_default();
+    let _ = writeln!(
+        html,
+        "<section><h2>Pipeline</h2><details><summary>configuration</summary><pre>{}</pre></details></section></body></html>",
         esc(&config)
     );
     html

@@ -9,12 +9,11 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::Receiver;
-use latam_io::{InputFile, IoError, PartWriter, write_atomic};
+use latam_io::{InputFile, IoError, PartWriter, hex, sha256_file, write_atomic};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -50,30 +49,6 @@ struct ShardMarker {
     stats: RunStats,
     errors: Vec<ErrorRecord>,
     outputs: Vec<OutputRecord>,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn sha256_file(path: &Path) -> Result<String, IoError> {
-    let mut file = std::fs::File::open(path).map_err(|e| IoError::Os {
-        path: path.into(),
-        source: e,
-    })?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| IoError::Os {
-            path: path.into(),
-            source: e,
-        })?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex(&hasher.finalize()))
 }
 
 fn os_error(path: &Path, source: std::io::Error) -> PipelineError {
@@ -141,7 +116,7 @@ impl OutputDir {
             &run_file,
             json!({ "fingerprint": fingerprint }).to_string().as_bytes(),
         )?;
-        dir.remove_temp_files(root)?;
+        remove_temp_files(root)?;
         Ok(dir)
     }
 
@@ -172,30 +147,13 @@ impl OutputDir {
         Ok(())
     }
 
-    /// Temp files of a killed run are never part of the output.
-    fn remove_temp_files(&self, dir: &Path) -> Result<(), PipelineError> {
-        let entries = std::fs::read_dir(dir).map_err(|e| os_error(dir, e))?;
-        for entry in entries {
-            let path = entry.map_err(|e| os_error(dir, e))?.path();
-            if path.is_dir() {
-                self.remove_temp_files(&path)?;
-            } else if path.extension().is_some_and(|e| e == "tmp") {
-                std::fs::remove_file(&path).map_err(|e| os_error(&path, e))?;
-            }
-        }
-        Ok(())
-    }
-
     fn read_marker(&self, shard: usize) -> Option<ShardMarker> {
         let text = std::fs::read_to_string(self.marker_path(shard, "json")).ok()?;
         serde_json::from_str(&text).ok()
     }
 
     /// Shards 0..n whose markers exist and whose outputs are all in place.
-    pub(crate) fn finished_shards(
-        &self,
-        steps: &[(String, String)],
-    ) -> Result<usize, PipelineError> {
+    pub(crate) fn finished_shards(&self, steps: &[(String, String)]) -> usize {
         let mut n = 0;
         while let Some(marker) = self.read_marker(n) {
             let same_steps = marker.stats.steps.len() == steps.len()
@@ -217,7 +175,7 @@ impl OutputDir {
             }
             n += 1;
         }
-        Ok(n)
+        n
     }
 
     /// The keys shown to each ordered step in a finished shard.
@@ -341,6 +299,20 @@ impl OutputDir {
         write_atomic(&self.root.join("report.html"), html.as_bytes())?;
         Ok(stats)
     }
+}
+
+/// Temp files of a killed run are never part of the output.
+fn remove_temp_files(dir: &Path) -> Result<(), PipelineError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| os_error(dir, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| os_error(dir, e))?.path();
+        if path.is_dir() {
+            remove_temp_files(&path)?;
+        } else if path.extension().is_some_and(|e| e == "tmp") {
+            std::fs::remove_file(&path).map_err(|e| os_error(&path, e))?;
+        }
+    }
+    Ok(())
 }
 
 fn pretty(value: &Value) -> String {

@@ -72,10 +72,10 @@ impl Normalize {
     pub fn normalize(&self, text: &str) -> String {
         let c = &self.config;
         let mut text: Cow<'_, str> = Cow::Borrowed(text);
-        if c.fix_mojibake {
-            if let Cow::Owned(fixed) = fix_mojibake(&text) {
-                text = Cow::Owned(fixed);
-            }
+        if c.fix_mojibake
+            && let Cow::Owned(fixed) = fix_mojibake(&text)
+        {
+            text = Cow::Owned(fixed);
         }
         let mut out = String::with_capacity(text.len());
         clean_chars(&text, c, &mut out);

@@ -143,9 +143,10 @@ fn word<'a>(text: &'a str, start: usize, out: &mut Vec<Token<'a>>) -> usize {
             if is_alphabetic(c) {
                 classes |= ALPHA;
                 i += c.len_utf8();
-            } else if c.is_numeric() || is_mark(c) {
-                i += c.len_utf8();
-            } else if matches!(c, '’' | '·') && alphanumeric_at(text, i + c.len_utf8()) {
+            } else if c.is_numeric()
+                || is_mark(c)
+                || (matches!(c, '’' | '·') && alphanumeric_at(text, i + c.len_utf8()))
+            {
                 i += c.len_utf8();
             } else {
                 break;

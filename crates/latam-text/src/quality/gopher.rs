@@ -162,7 +162,7 @@ impl GopherQualityConfig {
 
 /// Characters in a string: its UTF-8 bytes but continuation bytes.
 pub(crate) fn char_count(text: &str) -> usize {
-    text.bytes().filter(|&b| (b as i8) >= -0x40).count()
+    text.bytes().filter(|&b| b.cast_signed() >= -0x40).count()
 }
 
 fn count_byte(byte: u8, text: &str) -> usize {
@@ -575,10 +575,10 @@ mod tests {
                 let (mut repeated, mut i) = (0, 0);
                 while i < grams.len() {
                     if seen.insert(grams[i]) {
-                        i += 1
+                        i += 1;
                     } else {
                         repeated += prefix[i + n] - prefix[i];
-                        i += n
+                        i += n;
                     }
                 }
                 assert!(

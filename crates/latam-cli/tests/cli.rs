@@ -1,0 +1,592 @@
+//! End-to-end tests of the `latam` binary on the bundled sample corpus and on broken inputs.
+
+mod util;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use util::{
+    Scratch, assert_invariant, data_files, read_json, read_parts, read_rejected, sample_lines,
+};
+
+#[test]
+fn version_and_help_teach() {
+    let s = Scratch::new();
+    let run = s.run(&["--version"]).expect(0);
+    assert!(run.stdout().starts_with("latam "), "{}", run.stdout());
+    let help = s.run(&["corpus", "run", "--help"]).expect(0).stdout();
+    for needle in ["latam corpus run", "--input", "errors.jsonl", "Exit status"] {
+        assert!(help.contains(needle), "help lacks {needle}:\n{help}");
+    }
+}
+
+#[test]
+fn default_config_is_the_built_in_pipeline() {
+    let s = Scratch::new();
+    let toml = s.run(&["corpus", "default-config"]).expect(0).stdout();
+    assert!(toml.contains("type = \"filter_quality\""));
+    // Running the printed file gives what the built-in default gives.
+    s.write("p.toml", toml.as_bytes());
+    s.run(&["corpus", "run", "p.toml", "--output", "a"])
+        .expect(0);
+    s.run(&["corpus", "run", "--output", "b"]).expect(0);
+    assert_eq!(data_files(&s.path("a")), data_files(&s.path("b")));
+}
+
+#[test]
+fn default_run_on_the_bundled_sample() {
+    let s = Scratch::new();
+    let run = s.run(&["corpus", "run", "--progress", "none"]).expect(0);
+    let out = s.path("latam-out");
+    assert!(
+        run.stderr().contains("latam-out/report.html"),
+        "{}",
+        run.stderr()
+    );
+    for file in [
+        "documents/part-00000.jsonl.zst",
+        "errors.jsonl",
+        "stats.json",
+        "manifest.json",
+        "report.html",
+    ] {
+        assert!(out.join(file).is_file(), "missing {file}");
+    }
+    assert_invariant(&out);
+
+    let stats = read_json(&out.join("stats.json"));
+    assert_eq!(stats["documents"]["read"], 680);
+    let steps: Vec<&str> = stats["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "normalize",
+            "detect_language",
+            "filter_length",
+            "filter_quality",
+            "dedup_exact"
+        ]
+    );
+    for step in stats["steps"].as_array().unwrap() {
+        let dropped: u64 = step["dropped_by_reason"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            step["in"].as_u64().unwrap() - step["out"].as_u64().unwrap(),
+            dropped,
+            "{step}"
+        );
+    }
+    // Real text, really filtered: the sample loses its fragments and broken-up verse.
+    let kept = stats["documents"]["kept"].as_u64().unwrap();
+    assert!((550..680).contains(&kept), "kept {kept}");
+
+    // Kept documents carry their annotations; rejected ones say which step and why.
+    let docs = read_parts(&out.join("documents"));
+    assert!(
+        docs.iter()
+            .all(|d| ["spa", "por"].contains(&d["metadata"]["language"].as_str().unwrap()))
+    );
+    assert!(
+        docs.iter()
+            .any(|d| d["metadata"]["language"] == "por" && d["metadata"]["country"] == "BR")
+    );
+    assert!(
+        docs.iter().all(|d| d["metadata"]["license"].is_string()),
+        "source metadata is kept"
+    );
+    for doc in read_rejected(&out) {
+        let rejected = &doc["metadata"]["rejected"];
+        assert!(
+            rejected["step"].is_string() && rejected["reason"].is_string(),
+            "{rejected}"
+        );
+    }
+
+    let manifest = read_json(&out.join("manifest.json"));
+    assert_eq!(
+        manifest["inputs"][0]["name"],
+        "bundled:latam-sample.jsonl.zst"
+    );
+    assert_eq!(manifest["inputs"][0]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        manifest["outputs"][0]["path"],
+        "documents/part-00000.jsonl.zst"
+    );
+    assert_eq!(manifest["outputs"][0]["documents"].as_u64().unwrap(), kept);
+    assert_eq!(manifest["config"]["steps"][0]["type"], "normalize");
+
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        report.contains("<svg")
+            && report.contains("filter_quality")
+            && report.contains("machado-de-assis")
+    );
+    assert!(
+        !report.contains("<script") && !report.contains("src=\"http"),
+        "the data card is self-contained"
+    );
+}
+
+#[test]
+fn output_is_deterministic_whatever_the_workers() {
+    let s = Scratch::new();
+    s.run(&["corpus", "run", "--output", "one", "--workers", "1"])
+        .expect(0);
+    s.run(&["corpus", "run", "--output", "two", "--workers", "2"])
+        .expect(0);
+    s.run(&["corpus", "run", "--output", "again", "--workers", "2"])
+        .expect(0);
+    let one = data_files(&s.path("one"));
+    assert!(one.len() >= 3, "{:?}", one.keys());
+    assert_eq!(one, data_files(&s.path("two")));
+    assert_eq!(one, data_files(&s.path("again")));
+    // A rerun of a finished run changes nothing.
+    s.run(&["corpus", "run", "--output", "one"]).expect(0);
+    assert_eq!(one, data_files(&s.path("one")));
+}
+
+/// The default pipeline with small shards, over the sample three times (copies 2 and 3 are exact
+/// duplicates, so dedup state must survive a resume).
+fn multi_shard_setup(s: &Scratch) {
+    let lines = sample_lines().join("\n");
+    s.write(
+        "corpus/big.jsonl",
+        format!("{lines}\n{lines}\n{lines}\n").as_bytes(),
+    );
+    let toml = s
+        .run(&["corpus", "default-config"])
+        .stdout()
+        .replace("shard_mb = 256", "shard_mb = 1");
+    s.write("small-shards.toml", toml.as_bytes());
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_bytes() {
+    let s = Scratch::new();
+    multi_shard_setup(&s);
+    let args = [
+        "corpus",
+        "run",
+        "small-shards.toml",
+        "--input",
+        "corpus/big.jsonl",
+        "--workers",
+        "1",
+        "--output",
+    ];
+    let full = s.run(&[&args[..], &["full"]].concat()).expect(0);
+    let stats = read_json(&s.path("full/stats.json"));
+    let shards = stats["shards"].as_u64().unwrap();
+    assert!(shards >= 6, "{shards} shards");
+    assert!(
+        stats["steps"][4]["dropped_by_reason"]["duplicate"]
+            .as_u64()
+            .unwrap()
+            >= 1000,
+        "{}",
+        full.stderr()
+    );
+
+    let mut child = s
+        .command(&[&args[..], &["killed"]].concat())
+        .spawn()
+        .unwrap();
+    let marker = s.path("killed/.latam/shards/shard-00002.json");
+    let started = Instant::now();
+    while !marker.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no shard finished"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !s.path("killed/stats.json").exists(),
+        "killed before the end"
+    );
+
+    s.run(&[&args[..], &["killed"]].concat()).expect(0);
+    let resumed = read_json(&s.path("killed/stats.json"));
+    let skipped = resumed["resumed_shards"].as_u64().unwrap();
+    assert!(
+        skipped >= 3 && skipped < shards,
+        "resumed {skipped} of {shards}"
+    );
+    assert_eq!(data_files(&s.path("full")), data_files(&s.path("killed")));
+    assert_eq!(stats["documents"], resumed["documents"]);
+    assert_eq!(stats["by_language"], resumed["by_language"]);
+    assert_invariant(&s.path("killed"));
+}
+
+#[test]
+fn another_run_does_not_overwrite_a_directory_by_mistake() {
+    let s = Scratch::new();
+    s.write("busy/notes.txt", b"mine");
+    let run = s.run(&["corpus", "run", "--output", "busy"]).expect(2);
+    assert!(run.stderr().contains("--overwrite"), "{}", run.stderr());
+    s.run(&["corpus", "run", "--output", "busy", "--overwrite"])
+        .expect(0);
+    assert_eq!(
+        std::fs::read(s.path("busy/notes.txt")).unwrap(),
+        b"mine",
+        "only our own files are replaced"
+    );
+    // Same directory, other pipeline: refused too.
+    s.write("p.toml", b"[[steps]]\ntype = \"normalize\"\n");
+    s.run(&["corpus", "run", "p.toml", "--output", "busy"])
+        .expect(2);
+}
+
+fn lines_of(n: usize) -> String {
+    sample_lines()
+        .into_iter()
+        .take(n)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn malformed_lines_are_reported_with_file_and_line_and_the_rest_goes_on() {
+    let s = Scratch::new();
+    let good = lines_of(3);
+    let text = format!(
+        "{good}\n{{\"id\": \"broken\", \"text\": \"sin cerrar\n{{\"id\": \"no-text\"}}\n{{\"id\": \"number\", \"text\": 42}}\n[1, 2]\n"
+    );
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(b"{\"id\": \"latin1\", \"text\": \"ni\xf1o\"}\n");
+    bytes.extend_from_slice(lines_of(2).as_bytes());
+    s.write("in/mixed.jsonl", &bytes);
+    let run = s
+        .run(&[
+            "corpus",
+            "run",
+            "--input",
+            "in/mixed.jsonl",
+            "--output",
+            "out",
+        ])
+        .expect(1);
+    assert!(run.stderr().contains("errors.jsonl"), "{}", run.stderr());
+    let errors: Vec<serde_json::Value> = std::fs::read_to_string(s.path("out/errors.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: Vec<(u64, &str)> = errors
+        .iter()
+        .map(|e| (e["line"].as_u64().unwrap(), e["error"].as_str().unwrap()))
+        .collect();
+    assert_eq!(summary.len(), 5, "{summary:?}");
+    assert!(
+        summary[0].0 == 4 && summary[0].1.starts_with("malformed JSON"),
+        "{summary:?}"
+    );
+    assert!(
+        summary[1].0 == 5 && summary[1].1.contains("no `text` field"),
+        "{summary:?}"
+    );
+    assert!(
+        summary[2].0 == 6 && summary[2].1.contains("`text` is a number"),
+        "{summary:?}"
+    );
+    assert!(
+        summary[3].0 == 7 && summary[3].1.contains("expected a JSON object"),
+        "{summary:?}"
+    );
+    assert!(
+        summary[4].0 == 8 && summary[4].1.contains("invalid UTF-8"),
+        "{summary:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["file"].as_str().unwrap().ends_with("in/mixed.jsonl"))
+    );
+    let stats = read_json(&s.path("out/stats.json"));
+    assert_eq!(stats["documents"]["read"], 5);
+    assert_eq!(stats["documents"]["errors"], 5);
+    assert_invariant(&s.path("out"));
+}
+
+#[test]
+fn truncated_gzip_and_zstd_keep_what_was_read() {
+    let s = Scratch::new();
+    let text = format!("{}\n", sample_lines().join("\n"));
+    let zst = zstd::encode_all(text.as_bytes(), 3).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(text.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    s.write("in/a.jsonl.zst", &zst[..zst.len() / 2]);
+    s.write("in/b.jsonl.gz", &gz[..gz.len() / 2]);
+    s.write("in/c.jsonl", lines_of(4).as_bytes());
+    let run = s
+        .run(&["corpus", "run", "--input", "in", "--output", "out"])
+        .expect(1);
+    let errors = std::fs::read_to_string(s.path("out/errors.jsonl")).unwrap();
+    assert!(
+        errors.contains("a.jsonl.zst") && errors.contains("truncated or corrupt zstd stream"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("b.jsonl.gz") && errors.contains("truncated or corrupt gzip stream"),
+        "{errors}"
+    );
+    let read = read_json(&s.path("out/stats.json"))["documents"]["read"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        read > 4 + 100 && read < 4 + 2 * 680,
+        "read {read}: {}",
+        run.stderr()
+    );
+    assert_invariant(&s.path("out"));
+}
+
+#[test]
+fn empty_files_are_fine() {
+    let s = Scratch::new();
+    s.write("in/empty.jsonl", b"");
+    s.write("in/empty.jsonl.zst", b"");
+    let run = s
+        .run(&["corpus", "run", "--input", "in", "--output", "out"])
+        .expect(0);
+    assert!(run.stderr().contains("is empty"), "{}", run.stderr());
+    assert_eq!(read_json(&s.path("out/stats.json"))["documents"]["read"], 0);
+    assert!(read_parts(&s.path("out/documents")).is_empty());
+}
+
+#[test]
+fn a_50_mb_document_is_processed_not_fatal() {
+    let s = Scratch::new();
+    let paragraph = "El río nace en los Andes y cruza tres provincias antes de llegar al mar. ";
+    let huge = paragraph.repeat(50_000_000 / paragraph.len() + 1);
+    let line = serde_json::json!({"id": "huge", "text": huge}).to_string();
+    s.write(
+        "in/huge.jsonl",
+        format!("{line}\n{}\n", lines_of(2)).as_bytes(),
+    );
+    s.run(&[
+        "corpus",
+        "run",
+        "--input",
+        "in/huge.jsonl",
+        "--output",
+        "out",
+    ])
+    .expect(0);
+    let rejected = read_rejected(&s.path("out"));
+    let huge = rejected
+        .iter()
+        .find(|d| d["id"] == "huge")
+        .expect("the huge document is accounted for");
+    assert_eq!(huge["metadata"]["rejected"]["reason"], "too_long");
+    assert_invariant(&s.path("out"));
+}
+
+#[test]
+fn configuration_errors_name_the_file_line_and_choices() {
+    let s = Scratch::new();
+    s.write(
+        "bad-type.toml",
+        b"[[steps]]\ntype = \"normalize\"\n\n[[steps]]\ntype = \"anonymise\"\n",
+    );
+    let err = s
+        .run(&["corpus", "run", "bad-type.toml"])
+        .expect(2)
+        .stderr();
+    assert!(
+        err.contains("bad-type.toml")
+            && err.contains("line 5")
+            && err.contains("unknown variant `anonymise`"),
+        "{err}"
+    );
+    assert!(err.contains("`filter_quality`"), "{err}");
+
+    s.write(
+        "bad-key.toml",
+        b"[[steps]]\ntype = \"filter_length\"\nmin_char = 10\n",
+    );
+    let err = s.run(&["corpus", "run", "bad-key.toml"]).expect(2).stderr();
+    assert!(
+        err.contains("bad-key.toml")
+            && err.contains("unknown field `min_char`")
+            && err.contains("`min_chars`"),
+        "{err}"
+    );
+
+    s.write(
+        "bad-lang.toml",
+        b"[[steps]]\ntype = \"detect_language\"\nkeep = [\"es\"]\n",
+    );
+    let err = s
+        .run(&["corpus", "run", "bad-lang.toml"])
+        .expect(2)
+        .stderr();
+    assert!(
+        err.contains("detect_language") && err.contains("ISO 639-3"),
+        "{err}"
+    );
+    assert!(
+        !s.path("latam-out").exists(),
+        "nothing is written before the configuration is valid"
+    );
+}
+
+#[test]
+fn missing_inputs_are_usage_errors() {
+    let s = Scratch::new();
+    let err = s
+        .run(&["corpus", "run", "--input", "no/such.jsonl"])
+        .expect(2)
+        .stderr();
+    assert!(
+        err.contains("input `no/such.jsonl` does not exist"),
+        "{err}"
+    );
+    let err = s
+        .run(&["corpus", "run", "--input", "no/*.jsonl"])
+        .expect(2)
+        .stderr();
+    assert!(err.contains("matches no file"), "{err}");
+    let err = s.run(&["corpus", "run", "missing.toml"]).expect(2).stderr();
+    assert!(
+        err.contains("missing.toml") && err.contains("cannot read"),
+        "{err}"
+    );
+}
+
+#[test]
+fn folders_of_text_files_and_globs() {
+    let s = Scratch::new();
+    let docs: Vec<serde_json::Value> = sample_lines()
+        .iter()
+        .take(40)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (i, doc) in docs.iter().enumerate() {
+        let ext = if i % 2 == 0 { "txt" } else { "md" };
+        s.write(
+            &format!("textos/{}/doc{i:02}.{ext}", i % 3),
+            doc["text"].as_str().unwrap().as_bytes(),
+        );
+    }
+    s.write("textos/ignored.pdf.bin", b"\x00\x01");
+    s.run(&["corpus", "run", "--input", "textos", "--output", "out"])
+        .expect(0);
+    let stats = read_json(&s.path("out/stats.json"));
+    assert_eq!(stats["documents"]["read"], 40);
+    let kept = read_parts(&s.path("out/documents"));
+    assert!(
+        kept.iter().any(|d| d["id"] == "0/doc00.txt"),
+        "ids are paths relative to the folder"
+    );
+
+    s.run(&[
+        "corpus",
+        "run",
+        "--input",
+        "textos/*/doc0*.md",
+        "--output",
+        "glob",
+    ])
+    .expect(0);
+    assert_eq!(
+        read_json(&s.path("glob/stats.json"))["documents"]["read"],
+        5
+    );
+}
+
+#[test]
+fn parquet_out_and_back_in() {
+    let s = Scratch::new();
+    s.run(&[
+        "corpus",
+        "run",
+        "--output",
+        "pq",
+        "--output-format",
+        "parquet",
+    ])
+    .expect(0);
+    assert!(s.path("pq/documents/part-00000.parquet").is_file());
+    // The Parquet output read back through the pipeline (text untouched by a pass-through step).
+    s.write(
+        "pass.toml",
+        b"[[steps]]\ntype = \"filter_length\"\nmin_chars = 0\nmax_chars = 0\n",
+    );
+    s.run(&[
+        "corpus",
+        "run",
+        "pass.toml",
+        "--input",
+        "pq/documents",
+        "--output",
+        "back",
+    ])
+    .expect(0);
+    s.run(&["corpus", "run", "--output", "jsonl"]).expect(0);
+    let from_parquet = read_parts(&s.path("back/documents"));
+    let direct = read_parts(&s.path("jsonl/documents"));
+    assert_eq!(from_parquet.len(), direct.len());
+    for (a, b) in from_parquet.iter().zip(&direct) {
+        assert_eq!((&a["id"], &a["text"]), (&b["id"], &b["text"]));
+        assert_eq!(a["metadata"]["language"], b["metadata"]["language"]);
+    }
+}
+
+#[test]
+fn gzip_output_and_custom_text_field() {
+    let s = Scratch::new();
+    let lines: Vec<String> = sample_lines()
+        .iter()
+        .take(30)
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let text = v.as_object_mut().unwrap().remove("text").unwrap();
+            v["content"] = text;
+            v["url"] = "https://example.org".into();
+            v.to_string()
+        })
+        .collect();
+    s.write("in/c.ndjson", lines.join("\n").as_bytes());
+    let toml = s
+        .run(&["corpus", "default-config"])
+        .stdout()
+        .replace("text_field = \"text\"", "text_field = \"content\"");
+    s.write("p.toml", toml.as_bytes());
+    s.run(&[
+        "corpus",
+        "run",
+        "p.toml",
+        "--input",
+        "in/c.ndjson",
+        "--output",
+        "out",
+        "--compression",
+        "gzip",
+    ])
+    .expect(0);
+    let kept = read_parts(&s.path("out/documents"));
+    assert!(s.path("out/documents/part-00000.jsonl.gz").is_file());
+    assert!(!kept.is_empty());
+    assert!(
+        kept.iter()
+            .all(|d| d["text"].is_string() && d["url"] == "https://example.org"),
+        "unknown fields are kept"
+    );
+}
