@@ -590,3 +590,32 @@ fn gzip_output_and_custom_text_field() {
         "unknown fields are kept"
     );
 }
+
+#[test]
+fn the_southern_cone_example_runs() {
+    let s = Scratch::new();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/southern-cone/pipeline.toml"
+    );
+    s.write("corpus/latam-sample.jsonl.zst", util::SAMPLE);
+    s.run(&["corpus", "run", example, "--output", "out"])
+        .expect(0);
+    assert!(s.path("out/documents/part-00000.parquet").is_file());
+    let stats = read_json(&s.path("out/stats.json"));
+    let countries = stats["by_country"].as_object().unwrap();
+    for (country, counts) in countries {
+        let kept = counts["kept"].as_u64().unwrap();
+        assert_eq!(
+            kept > 0,
+            ["AR", "CL"].contains(&country.as_str()),
+            "{country}: {counts}"
+        );
+    }
+    let metadata_step = &stats["steps"][2];
+    assert_eq!(metadata_step["name"], "filter_metadata");
+    assert_eq!(
+        metadata_step["dropped_by_reason"]["value_not_kept"],
+        280 + 120 + 80
+    );
+}

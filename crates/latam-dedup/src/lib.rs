@@ -65,72 +65,80 @@ impl DedupExact {
     }
 
     /// Appends the UTF-8 of the text as compared to `out`.
+    ///
+    /// ASCII, most of any text, takes a path whose only data-dependent branch is a second
+    /// whitespace in a row (rare), so word boundaries cost no mispredictions; the two-byte
+    /// letters of Latin-1 (À..ÿ but × and ÷) are lowercased by bit 0x20 of their second byte;
+    /// other characters ask the Unicode tables.
     fn normalize_into(&self, text: &str, out: &mut Vec<u8>) {
         let c = &self.config;
-        let mut space = false;
         let bytes = text.as_bytes();
+        out.reserve(bytes.len());
+        // Whitespace seen last (true at the start, so leading whitespace is dropped).
+        let mut after_space = true;
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];
-            // ASCII letters and digits, most of any text, one byte at a time.
-            if b.is_ascii_alphanumeric() {
-                if std::mem::take(&mut space) {
-                    out.push(b' ');
+            if b.is_ascii() {
+                i += 1;
+                let space = c.collapse_whitespace && b.is_ascii_whitespace();
+                if c.ignore_punctuation
+                    && !space
+                    && !b.is_ascii_alphanumeric()
+                    && !b.is_ascii_whitespace()
+                {
+                    continue;
                 }
-                out.push(if c.lowercase {
+                let value = if space {
+                    b' '
+                } else if c.lowercase {
                     b.to_ascii_lowercase()
                 } else {
                     b
-                });
-                i += 1;
+                };
+                if !(space && after_space) {
+                    out.push(value);
+                }
+                after_space = space;
                 continue;
             }
-            // Other ASCII and the two-byte letters of Latin-1 (À..ÿ but × and ÷) by their
-            // bytes: the case of those letters is bit 0x20 of the second byte. Other characters
-            // ask the Unicode tables.
             let latin = b == 0xc3
                 && bytes
                     .get(i + 1)
                     .is_some_and(|&n| n >= 0x80 && n != 0x97 && n != 0xb7);
-            let (is_space, is_word, len) = if b.is_ascii() {
-                (b.is_ascii_whitespace(), false, 1)
-            } else if latin {
-                (false, true, 2)
-            } else {
-                let ch = text[i..].chars().next().expect("index on a char boundary");
-                (ch.is_whitespace(), ch.is_alphanumeric(), ch.len_utf8())
-            };
-            let here = &bytes[i..i + len];
-            i += len;
-            if c.collapse_whitespace && is_space {
-                space = !out.is_empty();
+            if latin {
+                let second = bytes[i + 1];
+                let lower = c.lowercase && second < 0xa0 && second != 0x9f;
+                out.extend_from_slice(&[0xc3, if lower { second | 0x20 } else { second }]);
+                after_space = false;
+                i += 2;
                 continue;
             }
-            if c.ignore_punctuation && !is_word && !is_space {
+            let ch = text[i..].chars().next().expect("index on a char boundary");
+            i += ch.len_utf8();
+            let space = c.collapse_whitespace && ch.is_whitespace();
+            if space {
+                if !after_space {
+                    out.push(b' ');
+                }
+                after_space = true;
                 continue;
             }
-            if std::mem::take(&mut space) {
-                out.push(b' ');
+            if c.ignore_punctuation && !ch.is_alphanumeric() && !ch.is_whitespace() {
+                continue;
             }
-            if !c.lowercase || len == 1 {
-                out.extend_from_slice(here);
-            } else if latin {
-                let second = here[1];
-                out.extend_from_slice(&[
-                    0xc3,
-                    if second < 0xa0 && second != 0x9f {
-                        second | 0x20
-                    } else {
-                        second
-                    },
-                ]);
-            } else {
-                let ch = text[i - len..].chars().next().expect("one character");
-                let mut buf = [0u8; 4];
+            after_space = false;
+            let mut buf = [0u8; 4];
+            if c.lowercase {
                 for lower in ch.to_lowercase() {
                     out.extend_from_slice(lower.encode_utf8(&mut buf).as_bytes());
                 }
+            } else {
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
             }
+        }
+        if after_space && c.collapse_whitespace && out.last() == Some(&b' ') {
+            out.pop();
         }
     }
 }

@@ -47,6 +47,8 @@ fn bar_chart(rows: &[(String, Vec<u64>)], series: &[&str], unit: fn(u64) -> Stri
     if rows.is_empty() {
         return "<p class=\"muted\">nothing to show</p>".into();
     }
+    // The last series is the result (kept, out): dark; an earlier one is the whole (read, in).
+    let color = |s: usize| COLORS[usize::from(s + 1 == series.len())];
     let max = rows
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
@@ -76,7 +78,7 @@ fn bar_chart(rows: &[(String, Vec<u64>)], series: &[&str], unit: fn(u64) -> Stri
                 "<rect x=\"{label_w}\" y=\"{}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"><title>{}: {}</title></rect>",
                 y + 3.0 + inset,
                 row_h - 6.0 - 2.0 * inset,
-                COLORS[s.min(1)],
+                color(s),
                 esc(series[s]),
                 unit(*value)
             );
@@ -97,7 +99,7 @@ fn bar_chart(rows: &[(String, Vec<u64>)], series: &[&str], unit: fn(u64) -> Stri
             svg,
             "<rect x=\"{x}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{}\" y=\"{legend_y}\" class=\"value\">{}</text>",
             legend_y - 10.0,
-            COLORS[s.min(1)],
+            color(s),
             x + 16.0,
             esc(name)
         );

@@ -1,4 +1,6 @@
 //! The test kit: a scratch directory to run `latam` in, and readers of what it writes.
+//! Shared by several test binaries, each of which uses a part of it.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::io::Read;

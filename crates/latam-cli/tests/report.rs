@@ -1,0 +1,81 @@
+//! The data card in a real browser: headless Chromium (Debian `chromium`) loads report.html
+//! offline, lays it out and draws it. `.ci/run` installs Chromium and runs these with
+//! `--ignored`; run them by hand the same way.
+
+mod util;
+
+use std::process::Command;
+
+use util::Scratch;
+
+fn chromium(s: &Scratch, args: &[&str]) -> std::process::Output {
+    let browser = std::env::var("LATAM_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let profile = s.path("chromium-profile");
+    Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--blink-settings=imagesEnabled=true",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {browser} ({e}); install Debian's chromium or set LATAM_CHROMIUM")
+        })
+}
+
+#[test]
+#[ignore = "needs Debian chromium; .ci/run installs it and runs this"]
+fn the_data_card_renders_offline_in_chromium() {
+    let s = Scratch::new();
+    s.run(&["corpus", "run", "--progress", "none"]).expect(0);
+    let url = format!("file://{}", s.path("latam-out/report.html").display());
+
+    // The DOM after layout: every section is there, the charts are SVG, and the numbers are the
+    // ones in stats.json.
+    let dom = chromium(&s, &["--dump-dom", &url]);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let stats = util::read_json(&s.path("latam-out/stats.json"));
+    for needle in [
+        "Corpus data card",
+        "Steps",
+        "Kept text by language",
+        "By country",
+        "By source",
+        "Inputs",
+        "Outputs",
+    ] {
+        assert!(dom.contains(needle), "rendered page lacks {needle}");
+    }
+    assert!(dom.matches("<svg").count() >= 8, "charts are inline SVG");
+    let kept = stats["documents"]["kept"].as_u64().unwrap().to_string();
+    assert!(
+        dom.contains(&format!("<b>{kept}</b>")),
+        "the kept count {kept} is shown"
+    );
+
+    // And it draws: a screenshot of the page is a real, non-blank image.
+    let png = s.path("card.png");
+    chromium(
+        &s,
+        &[
+            "--window-size=1100,2400",
+            &format!("--screenshot={}", png.display()),
+            &url,
+        ],
+    );
+    let bytes = std::fs::read(&png).expect("chromium wrote a screenshot");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(
+        bytes.len() > 30_000,
+        "a blank page compresses to almost nothing: {} bytes",
+        bytes.len()
+    );
+}
