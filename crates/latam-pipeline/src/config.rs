@@ -78,8 +78,9 @@ pub struct OutputConfig {
     pub format: OutputFormat,
     /// `zstd`, `gzip` or `none` (JSONL only; Parquet compresses its columns with zstd).
     pub compression: Compression,
-    /// Input text per shard, in MB (10^6 bytes). A shard is the unit of output parts
-    /// (`part-00000...`) and of resumption after a crash.
+    /// Input per shard, in MB (10^6 bytes) of records as read (JSON lines; the text of text
+    /// files and Parquet rows). A shard is the unit of output parts (`part-00000...`) and of
+    /// resumption after a crash; shards end on a batch boundary (256 documents or 4 MB).
     pub shard_mb: u64,
     /// Write rejected documents to `rejected/<step>/`.
     pub write_rejected: bool,

@@ -80,7 +80,7 @@ pub struct InputSummary {
 pub struct RunSummary {
     /// The merged statistics.
     pub stats: RunStats,
-    /// Shards written in all, and how many of them a previous run had finished.
+    /// Shards of the run.
     pub shards: usize,
     /// Shards found finished and skipped.
     pub resumed_shards: usize,
@@ -94,6 +94,16 @@ pub struct RunSummary {
 pub(crate) enum Fate {
     Alive,
     Rejected { step: usize },
+}
+
+impl Fate {
+    /// The part it goes to: `None` for `documents/`, `Some(step)` for `rejected/<step>/`.
+    pub(crate) fn target(&self) -> Option<usize> {
+        match self {
+            Self::Alive => None,
+            Self::Rejected { step } => Some(*step),
+        }
+    }
 }
 
 /// One record after parsing.
@@ -628,11 +638,7 @@ impl Context<'_> {
         let mut targets: BTreeMap<Option<usize>, Vec<&Document>> = BTreeMap::new();
         for slot in &docs {
             if let Slot::Doc { doc, fate, .. } = slot {
-                let target = match fate {
-                    Fate::Alive => None,
-                    Fate::Rejected { step } => Some(*step),
-                };
-                targets.entry(target).or_default().push(doc);
+                targets.entry(fate.target()).or_default().push(doc);
             }
         }
         let blocks = targets

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::PipelineError;
 use crate::config::{OutputConfig, PipelineConfig};
-use crate::engine::{ErrorRecord, Fate, InputSummary, Payload, RunOptions, Slot, WriterMsg};
+use crate::engine::{ErrorRecord, InputSummary, Payload, RunOptions, Slot, WriterMsg};
 use crate::stats::RunStats;
 
 const STATE_DIR: &str = ".latam";
@@ -408,11 +408,7 @@ impl<'a> ShardWriter<'a> {
                         Payload::Docs(slots) => {
                             for slot in slots {
                                 if let Slot::Doc { doc, fate, .. } = slot {
-                                    let target = match fate {
-                                        Fate::Alive => None,
-                                        Fate::Rejected { step } => Some(step),
-                                    };
-                                    self.part(open, target)?.write(&doc)?;
+                                    self.part(open, fate.target())?.write(&doc)?;
                                 }
                             }
                         }
