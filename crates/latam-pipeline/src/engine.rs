@@ -445,27 +445,13 @@ impl Context<'_> {
                 unreachable!("a map range holds map steps")
             };
             let t = Instant::now();
-            for slot in &mut batch.slots {
-                let Slot::Doc {
-                    doc,
-                    fate: fate @ Fate::Alive,
-                    ..
-                } = slot
-                else {
-                    continue;
-                };
-                let verdict = stage.process(doc);
-                record_verdict(&mut batch.stats, step, &verdict);
-                if let Verdict::Reject(reason) = &verdict {
-                    reject(doc, fate, step, &self.names[step], reason);
-                }
-            }
+            decide_live(batch, step, &self.names[step], |doc| stage.process(doc));
             batch.stats.steps[step].time_s += t.elapsed().as_secs_f64();
         }
     }
 
-    /// Runs ordered step `index`: keys in parallel, verdicts in corpus order. Returns the keys
-    /// shown to the step, for the shard's log.
+    /// Runs ordered step `index`: keys in parallel, verdicts in corpus order. Appends the keys
+    /// shown to the step to the shard's `log`; returns the seconds spent.
     fn run_ordered_step(
         &self,
         wave: &mut [Batch],
@@ -498,23 +484,11 @@ impl Context<'_> {
         };
         for b in wave {
             let mut keys = std::mem::take(&mut b.keys).into_iter();
-            for slot in &mut b.slots {
-                let Slot::Doc {
-                    doc,
-                    fate: fate @ Fate::Alive,
-                    ..
-                } = slot
-                else {
-                    continue;
-                };
+            decide_live(b, index, &self.names[index], |_| {
                 let key = keys.next().expect("one key per live document");
                 log.push(key);
-                let verdict = step.admit(key);
-                record_verdict(&mut b.stats, index, &verdict);
-                if let Verdict::Reject(reason) = &verdict {
-                    reject(doc, fate, index, &self.names[index], reason);
-                }
-            }
+                step.admit(key)
+            });
         }
         t.elapsed().as_secs_f64()
     }
@@ -659,6 +633,31 @@ impl Context<'_> {
             errors,
         });
         (shard, last, message)
+    }
+}
+
+/// Gives every live document of a batch, in order, the verdict of step `step`: counts it and
+/// marks rejected documents with `metadata.rejected = {step, reason}`.
+fn decide_live(
+    batch: &mut Batch,
+    step: usize,
+    name: &str,
+    mut decide: impl FnMut(&mut Document) -> Verdict,
+) {
+    for slot in &mut batch.slots {
+        let Slot::Doc {
+            doc,
+            fate: fate @ Fate::Alive,
+            ..
+        } = slot
+        else {
+            continue;
+        };
+        let verdict = decide(doc);
+        record_verdict(&mut batch.stats, step, &verdict);
+        if let Verdict::Reject(reason) = &verdict {
+            reject(doc, fate, step, name, reason);
+        }
     }
 }
 

@@ -367,23 +367,30 @@ impl GopherRepetitionConfig {
         }
         for &(n, limit) in &self.dup_n_grams {
             ngram_hashes(&word_hashes, n, &mut hashes);
-            seen.clear();
-            seen.reserve(hashes.len());
-            let (mut repeated, mut i) = (0usize, 0usize);
-            while i < hashes.len() {
-                if seen.insert(hashes[i]) {
-                    i += 1;
-                } else {
-                    repeated += prefix[i + n] - prefix[i];
-                    i += n;
-                }
-            }
+            let repeated = greedy_repeated(&hashes, n, &prefix, &mut seen);
             if exceeds(limit, repeated, total) {
                 return Some(dup_gram_reason(n));
             }
         }
         None
     }
+}
+
+/// Bytes in n-grams that repeat an earlier one, counted as datatrove does: after a repeat the
+/// scan jumps past it, so counted n-grams never overlap.
+fn greedy_repeated(hashes: &[u64], n: usize, prefix: &[usize], seen: &mut FxHashSet<u64>) -> usize {
+    seen.clear();
+    seen.reserve(hashes.len());
+    let (mut repeated, mut i) = (0usize, 0usize);
+    while i < hashes.len() {
+        if seen.insert(hashes[i]) {
+            i += 1;
+        } else {
+            repeated += prefix[i + n] - prefix[i];
+            i += n;
+        }
+    }
+    repeated
 }
 
 /// Whether no n-gram can break a `top_<n>_gram` rule: a count-min sketch (two rows of
@@ -571,16 +578,7 @@ mod tests {
             for &(n, _) in &config.dup_n_grams {
                 let mut grams = Vec::new();
                 ngram_hashes(&hashes, n, &mut grams);
-                let mut seen = FxHashSet::default();
-                let (mut repeated, mut i) = (0, 0);
-                while i < grams.len() {
-                    if seen.insert(grams[i]) {
-                        i += 1;
-                    } else {
-                        repeated += prefix[i + n] - prefix[i];
-                        i += n;
-                    }
-                }
+                let repeated = greedy_repeated(&grams, n, &prefix, &mut FxHashSet::default());
                 assert!(
                     repeated <= bound,
                     "n={n} len={repeat_len}: {repeated} > {bound}"
