@@ -222,7 +222,7 @@ fn a_killed_run_resumes_to_the_same_bytes() {
 
     s.run(&[&args[..], &["killed"]].concat()).expect(0);
     let resumed = read_json(&s.path("killed/stats.json"));
-    let skipped = resumed["resumed_shards"].as_u64().unwrap();
+    let skipped = resumed["run"]["resumed_shards"].as_u64().unwrap();
     assert!(
         skipped >= 3 && skipped < shards,
         "resumed {skipped} of {shards}"

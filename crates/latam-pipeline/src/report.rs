@@ -140,7 +140,8 @@ fn steps_section(stats: &RunStats) -> String {
         "<section><h2>Steps</h2><p>Documents in and out of each step, in order.</p>{}",
         bar_chart(&funnel, &["in", "out"], num)
     );
-    html.push_str("<table><tr><th>step</th><th>in</th><th>out</th><th>dropped</th><th>reason</th><th>documents</th><th>time (s)</th></tr>");
+    // No timings here: the data card describes the data, and is the same for the same run.
+    html.push_str("<table><tr><th>step</th><th>in</th><th>out</th><th>dropped</th><th>reason</th><th>documents</th></tr>");
     for s in &stats.steps {
         let reasons: Vec<_> = s.dropped_by_reason.iter().collect();
         let span = reasons.len().max(1);
@@ -153,22 +154,13 @@ fn steps_section(stats: &RunStats) -> String {
             num(s.dropped)
         );
         if reasons.is_empty() {
-            let _ = write!(
-                html,
-                "<td class=\"muted\">—</td><td></td><td class=\"n\">{:.2}</td></tr>",
-                s.time_s
-            );
+            html.push_str("<td class=\"muted\">—</td><td></td></tr>");
         }
         for (i, (reason, n)) in reasons.iter().enumerate() {
-            let time = if i == 0 {
-                format!("<td class=\"n\" rowspan=\"{span}\">{:.2}</td>", s.time_s)
-            } else {
-                String::new()
-            };
             let open = if i == 0 { "" } else { "<tr>" };
             let _ = write!(
                 html,
-                "{open}<td>{}</td><td class=\"n\">{}</td>{time}</tr>",
+                "{open}<td>{}</td><td class=\"n\">{}</td></tr>",
                 esc(reason),
                 num(**n)
             );
@@ -224,10 +216,15 @@ pub(crate) fn render(stats: &RunStats, manifest: &Value, errors: usize) -> Strin
     );
     let _ = write!(
         html,
-        "<h1>Corpus data card</h1><p class=\"muted\">latam {} · created {} · {} shard(s)</p>",
+        "<h1>Corpus data card</h1><p class=\"muted\">latam {} · {} shard(s) · pipeline sha256 {}</p>",
         esc(manifest["version"].as_str().unwrap_or("")),
-        esc(manifest["created"].as_str().unwrap_or("")),
-        manifest["shards"]
+        manifest["shards"],
+        esc(&manifest["config_sha256"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .take(12)
+            .collect::<String>())
     );
     let _ = write!(
         html,

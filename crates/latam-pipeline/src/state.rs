@@ -267,10 +267,17 @@ impl OutputDir {
         }
         write_atomic(&self.root.join("errors.jsonl"), &lines)?;
 
+        // What depends on this invocation (time, command, workers) lives here only, so every
+        // other file of the output is a function of the inputs and the pipeline alone.
         let mut stats_file = serde_json::to_value(&stats).expect("stats serialize");
         stats_file["shards"] = json!(shards);
-        stats_file["resumed_shards"] = json!(resumed);
-        stats_file["wall_time_s"] = json!((elapsed.as_secs_f64() * 1000.0).round() / 1000.0);
+        stats_file["run"] = json!({
+            "finished": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            "command": options.command,
+            "workers": options.workers,
+            "resumed_shards": resumed,
+            "wall_time_s": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        });
         write_atomic(
             &self.root.join("stats.json"),
             pretty(&stats_file).as_bytes(),
@@ -280,16 +287,12 @@ impl OutputDir {
         let manifest = json!({
             "tool": "latam",
             "version": env!("CARGO_PKG_VERSION"),
-            "created": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-            "command": options.command,
-            "workers": options.workers,
             "config": config_value,
             "config_sha256": hex(&Sha256::digest(config_value.to_string().as_bytes())),
             "seeds": {},
             "inputs": inputs,
             "outputs": outputs,
             "shards": shards,
-            "resumed_shards": resumed,
         });
         write_atomic(
             &self.root.join("manifest.json"),

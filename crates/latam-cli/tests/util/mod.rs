@@ -125,7 +125,8 @@ pub fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// The bytes of every data file of a run (documents, rejected, errors), by relative path.
+/// The bytes of every file of a run that depends on its inputs and pipeline alone (all but
+/// `stats.json`, which also times the run, and the state under `.latam/`), by relative path.
 pub fn data_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     for entry in walk(out) {
@@ -134,7 +135,7 @@ pub fn data_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
             .unwrap()
             .to_string_lossy()
             .replace('\\', "/");
-        if rel.starts_with("documents/") || rel.starts_with("rejected/") || rel == "errors.jsonl" {
+        if !rel.starts_with(".latam/") && rel != "stats.json" {
             files.insert(rel, std::fs::read(&entry).unwrap());
         }
     }
