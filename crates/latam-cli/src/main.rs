@@ -1,5 +1,6 @@
 //! `latam`: the Latam-GPT toolkit, one binary. See `latam --help`.
 
+mod anonymize;
 mod bench;
 mod corpus;
 mod progress;
@@ -35,6 +36,9 @@ enum Command {
     /// Curate a pre-training corpus: normalize, identify languages, filter, deduplicate.
     #[command(subcommand)]
     Corpus(corpus::CorpusCommand),
+    /// Redact personal data (national IDs with check digits, e-mails, phones, cards, IPs) in
+    /// JSONL documents.
+    Anonymize(anonymize::AnonymizeArgs),
     /// Measure throughput and memory of the pipeline.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Corpus(command) => corpus::run(command),
+        Command::Anonymize(args) => anonymize::run(&args),
         Command::Bench(command) => bench::run(command),
     };
     match result {

@@ -619,3 +619,73 @@ fn the_southern_cone_example_runs() {
         280 + 120 + 80
     );
 }
+
+#[test]
+fn anonymize_on_stdin_and_stdout_and_in_a_pipeline() {
+    let s = Scratch::new();
+    let input = concat!(
+        "{\"id\":\"a\",\"text\":\"Meu CPF: 384.951.276-28, e-mail ana@exemplo.com.br.\",\"metadata\":{\"source\":\"x\"},\"url\":\"u\"}\n",
+        "not json\n",
+        "{\"id\":\"b\",\"text\":\"Ley 27.430, artículo 62: $ 45.999,00.\"}\n",
+    );
+    let mut child = s
+        .command(&["anonymize"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = util::Run(child.wait_with_output().unwrap()).expect(1);
+    assert!(
+        out.stderr().contains("stdin:2: malformed JSON"),
+        "{}",
+        out.stderr()
+    );
+    let docs: Vec<serde_json::Value> = out
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs[0]["text"], "Meu CPF: [CPF], e-mail [EMAIL].");
+    assert_eq!(docs[0]["url"], "u", "other fields are kept");
+    assert_eq!(docs[0]["metadata"]["source"], "x");
+    assert_eq!(
+        docs[0]["metadata"]["pii"][0],
+        serde_json::json!({"type": "br_cpf", "start": 9, "end": 23})
+    );
+    assert_eq!(
+        docs[1]["text"], "Ley 27.430, artículo 62: $ 45.999,00.",
+        "non-personal numbers survive"
+    );
+
+    s.write("in.jsonl", input.replace("not json\n", "").as_bytes());
+    s.run(&[
+        "anonymize",
+        "--input",
+        "in.jsonl",
+        "--output",
+        "out.jsonl",
+        "--mode",
+        "mask",
+    ])
+    .expect(0);
+    let masked = util::read_jsonl(&s.path("out.jsonl"));
+    assert_eq!(
+        masked[0]["text"],
+        "Meu CPF: ***.***.***-**, e-mail ***@*******.***.**."
+    );
+
+    s.write("p.toml", b"[[steps]]\ntype = \"anonymize\"\n");
+    s.run(&[
+        "corpus", "run", "p.toml", "--input", "in.jsonl", "--output", "out",
+    ])
+    .expect(0);
+    let kept = read_parts(&s.path("out/documents"));
+    assert_eq!(kept[0]["text"], "Meu CPF: [CPF], e-mail [EMAIL].");
+}

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use latam_anonymize::AnonymizeConfig;
 use latam_core::FieldNames;
 use latam_dedup::DedupExactConfig;
 use latam_io::{Compression, OutputFormat, ReadOptions};
@@ -113,6 +114,8 @@ pub enum StepConfig {
     FilterMetadata(FilterMetadataConfig),
     /// Exact duplicates by normalized-text hash.
     DedupExact(DedupExactConfig),
+    /// Personal data redacted, recorded in `metadata.pii`.
+    Anonymize(AnonymizeConfig),
 }
 
 impl StepConfig {
@@ -125,6 +128,7 @@ impl StepConfig {
             Self::FilterQuality(_) => "filter_quality",
             Self::FilterMetadata(_) => "filter_metadata",
             Self::DedupExact(_) => "dedup_exact",
+            Self::Anonymize(_) => "anonymize",
         }
     }
 }

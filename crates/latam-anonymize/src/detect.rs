@@ -1,0 +1,252 @@
+//! Finding personal data in text: candidate patterns, then validation (check digits, octet
+//! ranges, issuer prefixes); identifiers without a check digit only next to their keyword.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::checks;
+use crate::normalize;
+
+/// The kinds of personal data found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PiiType {
+    /// E-mail address.
+    Email,
+    /// Phone number in international format (`+CC ...`) of a country of the region.
+    Phone,
+    /// IPv4 or IPv6 address.
+    Ip,
+    /// Payment card number (Luhn and issuer prefix).
+    Card,
+    /// IBAN (mod 97).
+    Iban,
+    /// Argentina CBU.
+    ArCbu,
+    /// Chile RUT/RUN.
+    ClRut,
+    /// Argentina CUIT/CUIL.
+    ArCuit,
+    /// Brazil CPF.
+    BrCpf,
+    /// Brazil CNPJ (numeric or alphanumeric).
+    BrCnpj,
+    /// Mexico CURP.
+    MxCurp,
+    /// Mexico RFC.
+    MxRfc,
+    /// Colombia NIT.
+    CoNit,
+    /// Peru DNI with its check character.
+    PeDni,
+    /// Peru RUC.
+    PeRuc,
+    /// Uruguay CI.
+    UyCi,
+    /// Uruguay RUT.
+    UyRut,
+    /// Ecuador cédula.
+    EcCedula,
+    /// Ecuador RUC.
+    EcRuc,
+    /// Venezuela RIF.
+    VeRif,
+    /// Paraguay RUC.
+    PyRuc,
+    /// Guatemala CUI/DPI.
+    GtCui,
+    /// Guatemala NIT.
+    GtNit,
+    /// Dominican Republic cédula.
+    DoCedula,
+    /// Dominican Republic RNC.
+    DoRnc,
+    /// El Salvador DUI.
+    SvDui,
+    /// Nicaragua cédula.
+    NiCedula,
+    /// Cuba carné de identidad.
+    CuCi,
+    /// A document number without a check digit, next to its keyword (`DNI`, `C.C.`, `cédula`,
+    /// `CI`): Argentina and Peru DNI, Colombia CC, Venezuela, Costa Rica and Panama cédula,
+    /// Bolivia CI, Honduras DNI.
+    IdDocument,
+}
+
+impl PiiType {
+    /// The placeholder written in `tag` mode: `[CPF]`, `[EMAIL]`, ...
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::Email => "[EMAIL]",
+            Self::Phone => "[PHONE]",
+            Self::Ip => "[IP]",
+            Self::Card => "[CARD]",
+            Self::Iban => "[IBAN]",
+            Self::ArCbu => "[CBU]",
+            Self::ClRut | Self::UyRut => "[RUT]",
+            Self::ArCuit => "[CUIT]",
+            Self::BrCpf => "[CPF]",
+            Self::BrCnpj => "[CNPJ]",
+            Self::MxCurp => "[CURP]",
+            Self::MxRfc => "[RFC]",
+            Self::CoNit | Self::GtNit => "[NIT]",
+            Self::PeDni => "[DNI]",
+            Self::PeRuc | Self::EcRuc | Self::PyRuc => "[RUC]",
+            Self::UyCi | Self::CuCi => "[CI]",
+            Self::EcCedula | Self::DoCedula | Self::NiCedula => "[CEDULA]",
+            Self::VeRif => "[RIF]",
+            Self::GtCui => "[CUI]",
+            Self::DoRnc => "[RNC]",
+            Self::SvDui => "[DUI]",
+            Self::IdDocument => "[ID]",
+        }
+    }
+}
+
+/// One piece of personal data: its kind and byte range in the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// What it is.
+    #[serde(rename = "type")]
+    pub kind: PiiType,
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+/// How a match is confirmed.
+enum Check {
+    /// The pattern is enough (e-mail, a number next to its keyword).
+    Pattern,
+    /// A validator of the normalized match (check digits).
+    Normalized(fn(&str) -> bool),
+    /// A validator of the match in its text (`text`, `start`, `end`).
+    InContext(fn(&str, usize, usize) -> bool),
+}
+
+/// A pattern and the validation of what it matches.
+struct Detector {
+    kind: PiiType,
+    pattern: Regex,
+    check: Check,
+    /// The capture group holding the value (1 for keyword patterns, 0 otherwise).
+    group: usize,
+}
+
+fn re(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("valid built-in pattern")
+}
+
+/// Digits written in groups: `\d{a}` then groups separated by `.`, `-` or a space.
+const SEP: &str = r"[.\- ]?";
+
+/// All detectors, most specific first: a span found by an earlier one is not claimed again.
+/// Word boundaries are ASCII (`(?-u:\b)`): Unicode ones would keep the regex engine off its
+/// fast DFA on Spanish and Portuguese text; letters next to digits are rare in identifiers.
+static DETECTORS: LazyLock<Vec<Detector>> = LazyLock::new(|| {
+    let d = |kind, pattern: String, check: fn(&str) -> bool| Detector {
+        kind,
+        pattern: re(&pattern),
+        check: Check::Normalized(check),
+        group: 0,
+    };
+    let in_context = |pattern: &str, check| Detector {
+        kind: PiiType::Ip,
+        pattern: re(pattern),
+        check: Check::InContext(check),
+        group: 0,
+    };
+    vec![
+        Detector { kind: PiiType::Email, pattern: re(r"[\p{L}\p{N}._%+\-]+@[\p{L}\p{N}\-]+(?:\.[\p{L}\p{N}\-]+)*\.[A-Za-z]{2,}"), check: Check::Pattern, group: 0 },
+        d(PiiType::Iban, r"(?-u:\b)[A-Z]{2}\d{2}(?: ?[0-9A-Z]{4}){2,7}(?: ?[0-9A-Z]{1,4})?(?-u:\b)".into(), checks::iban),
+        d(PiiType::MxCurp, r"(?-u:\b)[A-Z][AEIOUX][A-Z]{2}\d{6}[HMX][A-Z]{2}[B-DF-HJ-NP-TV-Z]{3}[0-9A-Z]\d(?-u:\b)".into(), checks::mx_curp),
+        d(PiiType::MxRfc, r"(?-u:\b)[A-ZÑ&]{3,4}\d{6}[A-Z0-9]{2}[0-9A](?-u:\b)".into(), checks::mx_rfc),
+        d(PiiType::BrCnpj, r"(?-u:\b)[0-9A-Z]{2}\.?[0-9A-Z]{3}\.?[0-9A-Z]{3}/?[0-9A-Z]{4}-?\d{2}(?-u:\b)".into(), checks::br_cnpj),
+        d(PiiType::Card, r"(?-u:\b)\d{4}[ \-]?\d{4}[ \-]?\d{4}[ \-]?\d{1,4}(?:[ \-]?\d{1,3})?(?-u:\b)".into(), checks::payment_card),
+        d(PiiType::ArCbu, r"(?-u:\b)\d{22}(?-u:\b)".into(), checks::ar_cbu),
+        d(PiiType::GtCui, r"(?-u:\b)\d{4} ?\d{5} ?\d{4}(?-u:\b)".into(), checks::gt_cui),
+        d(PiiType::EcRuc, r"(?-u:\b)\d{13}(?-u:\b)".into(), checks::ec_ruc),
+        d(PiiType::NiCedula, r"(?-u:\b)\d{3}-?\d{6}-?\d{4}[A-Y](?-u:\b)".into(), checks::ni_cedula),
+        d(PiiType::UyRut, r"(?-u:\b)\d{2}-?\d{6}-?\d{3}-?\d(?-u:\b)".into(), checks::uy_rut),
+        d(PiiType::BrCpf, r"(?-u:\b)\d{3}\.?\d{3}\.?\d{3}-?\d{2}(?-u:\b)".into(), checks::br_cpf),
+        d(PiiType::ArCuit, r"(?-u:\b)(?:20|23|24|27|30|33|34|50|51|55)-?\d{8}-?\d(?-u:\b)".into(), checks::ar_cuit),
+        d(PiiType::PeRuc, r"(?-u:\b)(?:10|15|17|20)\d{9}(?-u:\b)".into(), checks::pe_ruc),
+        d(PiiType::DoCedula, r"(?-u:\b)\d{3}-?\d{7}-?\d(?-u:\b)".into(), checks::do_cedula),
+        d(PiiType::VeRif, r"(?-u:\b)[VEJPG]-?\d{8}-?\d(?-u:\b)".into(), checks::ve_rif),
+        d(PiiType::ClRut, r"(?-u:\b)\d{1,2}\.?\d{3}\.?\d{3}-[\dkK](?-u:\b)|(?-u:\b)\d{7,8}-[\dkK](?-u:\b)".into(), checks::cl_rut),
+        d(PiiType::CoNit, format!(r"(?-u:\b)\d{{3}}{SEP}\d{{3}}{SEP}\d{{3}}-\d(?-u:\b)"), checks::co_nit),
+        d(PiiType::EcCedula, r"(?-u:\b)\d{9}-?\d(?-u:\b)".into(), checks::ec_cedula),
+        d(PiiType::PeDni, r"(?-u:\b)\d{8}-[0-9A-K](?-u:\b)".into(), checks::pe_dni_check),
+        d(PiiType::UyCi, r"(?-u:\b)\d\.?\d{3}\.?\d{3}-\d(?-u:\b)".into(), checks::uy_ci),
+        d(PiiType::SvDui, r"(?-u:\b)\d{8}-\d(?-u:\b)".into(), checks::sv_dui),
+        d(PiiType::GtNit, r"(?-u:\b)\d{5,10}-[\dK](?-u:\b)".into(), checks::gt_nit),
+        d(PiiType::PyRuc, r"(?-u:\b)\d{5,9}-\d(?-u:\b)".into(), checks::py_ruc),
+        d(PiiType::DoRnc, r"(?-u:\b)\d-?\d{2}-?\d{5}-?\d(?-u:\b)".into(), checks::do_rnc),
+        d(PiiType::CuCi, r"(?-u:\b)\d{11}(?-u:\b)".into(), checks::cu_ni),
+        in_context(r"(?-u:\b)(?:\d{1,3}\.){3}\d{1,3}(?-u:\b)", is_ipv4),
+        in_context(r"(?i)(?:(?-u:\b)[0-9a-f]{1,4})?(?::{1,2}[0-9a-f]{1,4}){2,7}(?:::)?", is_ipv6),
+        d(PiiType::Phone, r"\+\d{1,3}[ \-.]?(?:\(?\d{1,4}\)?[ \-.]?){2,5}\d{2,4}(?-u:\b)".into(), checks::phone_latam),
+        Detector {
+            kind: PiiType::IdDocument,
+            pattern: re(concat!(
+                r"(?i)(?-u:\b)(?:D\.?\s?N\.?\s?I\.?|documento(?:\s+nacional)?(?:\s+de\s+identidad)?|c[ée]dula(?:\s+de\s+(?:identidad|ciudadan[íi]a))?|C\.\s?C\.|CC|C\.\s?I\.|CI|carn[ée]t?)",
+                r"(?:\s+(?:n[°ºo]\.?|n[úu]mero|nro\.?|#))?\s*:?\s*",
+                r"(?-i:([VE]-?\d{1,2}\.?\d{3}\.?\d{3}|\d{4}-\d{4}-\d{5}|\d{1,2}-\d{1,4}-\d{1,6}|\d{1,3}(?:\.\d{3}){1,3}|\d{5,10}))",
+                r"(?-u:\b)"
+            )),
+            check: Check::Pattern,
+            group: 1,
+        },
+    ]
+});
+
+/// An IPv4 address, not inside a longer dotted number (a version, a section number).
+fn is_ipv4(text: &str, start: usize, end: usize) -> bool {
+    let value = &text[start..end];
+    let dotted_before = text[..start].ends_with('.');
+    let dotted_after =
+        text[end..].starts_with('.') && text[end + 1..].starts_with(|c: char| c.is_ascii_digit());
+    value.parse::<std::net::Ipv4Addr>().is_ok() && !dotted_before && !dotted_after
+}
+
+/// An IPv6 address with at least four hex digits (times such as 10:30:00 do not parse).
+fn is_ipv6(text: &str, start: usize, end: usize) -> bool {
+    let value = &text[start..end];
+    value.parse::<std::net::Ipv6Addr>().is_ok()
+        && value.chars().filter(char::is_ascii_hexdigit).count() >= 4
+}
+
+/// Finds the personal data of a text, non-overlapping and in order.
+pub fn find(text: &str, enabled: &dyn Fn(PiiType) -> bool) -> Vec<Finding> {
+    let mut found: Vec<Finding> = Vec::new();
+    let mut taken: Vec<(usize, usize)> = Vec::new();
+    for detector in DETECTORS.iter().filter(|d| enabled(d.kind)) {
+        for caps in detector.pattern.captures_iter(text) {
+            let Some(m) = caps.get(detector.group) else {
+                continue;
+            };
+            let (start, end) = (m.start(), m.end());
+            if taken.iter().any(|&(s, e)| start < e && s < end) {
+                continue;
+            }
+            let ok = match detector.check {
+                Check::Pattern => true,
+                Check::Normalized(check) => check(&normalize(m.as_str())),
+                Check::InContext(check) => check(text, start, end),
+            };
+            if ok {
+                taken.push((start, end));
+                found.push(Finding {
+                    kind: detector.kind,
+                    start,
+                    end,
+                });
+            }
+        }
+    }
+    found.sort_by_key(|f| f.start);
+    found
+}
