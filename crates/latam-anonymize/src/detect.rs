@@ -75,6 +75,39 @@ pub enum PiiType {
     IdDocument,
 }
 
+/// Every kind, in declaration order.
+pub const ALL_KINDS: &[PiiType] = &[
+    PiiType::Email,
+    PiiType::Phone,
+    PiiType::Ip,
+    PiiType::Card,
+    PiiType::Iban,
+    PiiType::ArCbu,
+    PiiType::ClRut,
+    PiiType::ArCuit,
+    PiiType::BrCpf,
+    PiiType::BrCnpj,
+    PiiType::MxCurp,
+    PiiType::MxRfc,
+    PiiType::CoNit,
+    PiiType::PeDni,
+    PiiType::PeRuc,
+    PiiType::UyCi,
+    PiiType::UyRut,
+    PiiType::EcCedula,
+    PiiType::EcRuc,
+    PiiType::VeRif,
+    PiiType::PyRuc,
+    PiiType::GtCui,
+    PiiType::GtNit,
+    PiiType::DoCedula,
+    PiiType::DoRnc,
+    PiiType::SvDui,
+    PiiType::NiCedula,
+    PiiType::CuCi,
+    PiiType::IdDocument,
+];
+
 impl PiiType {
     /// The placeholder written in `tag` mode: `[CPF]`, `[EMAIL]`, ...
     pub fn tag(self) -> &'static str {
@@ -177,10 +210,10 @@ static DETECTORS: LazyLock<Vec<Detector>> = LazyLock::new(|| {
         d(PiiType::DoCedula, r"(?-u:\b)\d{3}-?\d{7}-?\d(?-u:\b)".into(), checks::do_cedula),
         d(PiiType::VeRif, r"(?-u:\b)[VEJPG]-?\d{8}-?\d(?-u:\b)".into(), checks::ve_rif),
         d(PiiType::ClRut, r"(?-u:\b)\d{1,2}\.?\d{3}\.?\d{3}-[\dkK](?-u:\b)|(?-u:\b)\d{7,8}-[\dkK](?-u:\b)".into(), checks::cl_rut),
-        d(PiiType::CoNit, format!(r"(?-u:\b)\d{{3}}{SEP}\d{{3}}{SEP}\d{{3}}-\d(?-u:\b)"), checks::co_nit),
+        d(PiiType::CoNit, format!(r"(?-u:\b)\d{{1,3}}{SEP}\d{{3}}{SEP}\d{{3}}-\d(?-u:\b)|(?-u:\b)\d{{8,15}}-\d(?-u:\b)"), checks::co_nit),
         d(PiiType::EcCedula, r"(?-u:\b)\d{9}-?\d(?-u:\b)".into(), checks::ec_cedula),
         d(PiiType::PeDni, r"(?-u:\b)\d{8}-[0-9A-K](?-u:\b)".into(), checks::pe_dni_check),
-        d(PiiType::UyCi, r"(?-u:\b)\d\.?\d{3}\.?\d{3}-\d(?-u:\b)".into(), checks::uy_ci),
+        d(PiiType::UyCi, r"(?-u:\b)(?:\d\.?)?\d{3}\.?\d{3}-\d(?-u:\b)".into(), checks::uy_ci),
         d(PiiType::SvDui, r"(?-u:\b)\d{8}-\d(?-u:\b)".into(), checks::sv_dui),
         d(PiiType::GtNit, r"(?-u:\b)\d{5,10}-[\dK](?-u:\b)".into(), checks::gt_nit),
         d(PiiType::PyRuc, r"(?-u:\b)\d{5,9}-\d(?-u:\b)".into(), checks::py_ruc),
@@ -219,34 +252,186 @@ fn is_ipv6(text: &str, start: usize, end: usize) -> bool {
         && value.chars().filter(char::is_ascii_hexdigit).count() >= 4
 }
 
-/// Finds the personal data of a text, non-overlapping and in order.
+/// Keywords people write before an identifier, and the kinds they announce.
+const KEYWORDS: &[(&str, &[PiiType])] = &[
+    ("RUT", &[PiiType::ClRut, PiiType::UyRut]),
+    ("RUN", &[PiiType::ClRut]),
+    ("CUIT", &[PiiType::ArCuit]),
+    ("CUIL", &[PiiType::ArCuit]),
+    ("CPF", &[PiiType::BrCpf]),
+    ("CNPJ", &[PiiType::BrCnpj]),
+    ("CURP", &[PiiType::MxCurp]),
+    ("RFC", &[PiiType::MxRfc]),
+    ("NIT", &[PiiType::CoNit, PiiType::GtNit]),
+    ("DNI", &[PiiType::PeDni, PiiType::IdDocument]),
+    ("RUC", &[PiiType::PeRuc, PiiType::EcRuc, PiiType::PyRuc]),
+    ("RIF", &[PiiType::VeRif]),
+    ("DPI", &[PiiType::GtCui]),
+    ("CUI", &[PiiType::GtCui]),
+    ("RNC", &[PiiType::DoRnc]),
+    ("DUI", &[PiiType::SvDui]),
+    ("CBU", &[PiiType::ArCbu]),
+    ("IBAN", &[PiiType::Iban]),
+    ("TARJETA", &[PiiType::Card]),
+    ("CARTÃO", &[PiiType::Card]),
+    (
+        "CÉDULA",
+        &[
+            PiiType::UyCi,
+            PiiType::EcCedula,
+            PiiType::DoCedula,
+            PiiType::NiCedula,
+            PiiType::IdDocument,
+        ],
+    ),
+    (
+        "CEDULA",
+        &[
+            PiiType::UyCi,
+            PiiType::EcCedula,
+            PiiType::DoCedula,
+            PiiType::NiCedula,
+            PiiType::IdDocument,
+        ],
+    ),
+    ("C.I.", &[PiiType::UyCi, PiiType::IdDocument]),
+    ("CI", &[PiiType::UyCi, PiiType::IdDocument]),
+    ("IDENTIDAD", &[PiiType::CuCi, PiiType::IdDocument]),
+    ("CARNÉ", &[PiiType::CuCi, PiiType::IdDocument]),
+    ("ELECTORAL", &[PiiType::DoCedula]),
+];
+
+/// How far before a value its keyword is looked for, in bytes.
+const KEYWORD_WINDOW: usize = 48;
+
+/// The text just before `start`, upper-cased, on a character boundary.
+fn window_before(text: &str, start: usize) -> String {
+    let mut from = start.saturating_sub(KEYWORD_WINDOW);
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    text[from..start].to_uppercase()
+}
+
+/// Where `word` occurs in `window` as a whole word: the end of its last occurrence.
+fn word_end(window: &str, word: &str) -> Option<usize> {
+    window
+        .match_indices(word)
+        .filter(|(i, _)| {
+            let before = window[..*i].chars().next_back();
+            let after = window[i + word.len()..].chars().next();
+            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+        })
+        .map(|(i, _)| i + word.len())
+        .last()
+}
+
+/// How strongly the keywords before a value announce its kind: 2 for the nearest keyword, 1
+/// for others in the window, summed; `None` when the value is part of an ISBN.
+fn announced(text: &str, start: usize, kind: PiiType) -> Option<u8> {
+    let window = window_before(text, start);
+    if let Some(end) = word_end(&window, "ISBN")
+        && window[end..]
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | ':' | 'X'))
+    {
+        return None;
+    }
+    let found: Vec<(usize, &[PiiType])> = KEYWORDS
+        .iter()
+        .filter_map(|(word, kinds)| word_end(&window, word).map(|end| (end, *kinds)))
+        .collect();
+    let nearest = found.iter().map(|(end, _)| *end).max();
+    Some(
+        found
+            .iter()
+            .filter(|(_, kinds)| kinds.contains(&kind))
+            .map(|(end, _)| if Some(*end) == nearest { 2 } else { 1 })
+            .sum(),
+    )
+}
+
+/// A number glued to more digit groups (`978-3-16-148410-0`, `1.2.3.4.5`) is part of something
+/// longer, not an identifier of its own.
+fn embedded(text: &str, start: usize, end: usize) -> bool {
+    let before = text[..start].as_bytes();
+    let after = text[end..].as_bytes();
+    let sep = |b: u8| matches!(b, b'.' | b'-' | b'/');
+    (before.len() >= 2
+        && sep(before[before.len() - 1])
+        && before[before.len() - 2].is_ascii_digit())
+        || (after.len() >= 2 && sep(after[0]) && after[1].is_ascii_digit())
+}
+
+struct Candidate {
+    finding: Finding,
+    announced: u8,
+    priority: usize,
+}
+
+/// Finds the personal data of a text, non-overlapping and in order. Where several kinds
+/// validate overlapping text (a 7-digit number with a check digit can be a Paraguayan RUC, a
+/// Guatemalan NIT and a Salvadoran DUI), the one its keyword announces wins, then the longest,
+/// then the more specific detector.
 pub fn find(text: &str, enabled: &dyn Fn(PiiType) -> bool) -> Vec<Finding> {
-    let mut found: Vec<Finding> = Vec::new();
-    let mut taken: Vec<(usize, usize)> = Vec::new();
-    for detector in DETECTORS.iter().filter(|d| enabled(d.kind)) {
+    let mut candidates: Vec<Candidate> = Vec::new();
+    for (priority, detector) in DETECTORS
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| enabled(d.kind))
+    {
         for caps in detector.pattern.captures_iter(text) {
             let Some(m) = caps.get(detector.group) else {
                 continue;
             };
             let (start, end) = (m.start(), m.end());
-            if taken.iter().any(|&(s, e)| start < e && s < end) {
-                continue;
-            }
             let ok = match detector.check {
                 Check::Pattern => true,
-                Check::Normalized(check) => check(&normalize(m.as_str())),
+                Check::Normalized(check) => {
+                    !embedded(text, start, end) && check(&normalize(m.as_str()))
+                }
                 Check::InContext(check) => check(text, start, end),
             };
-            if ok {
-                taken.push((start, end));
-                found.push(Finding {
+            if !ok {
+                continue;
+            }
+            let Some(announced) = announced(text, start, detector.kind) else {
+                continue;
+            };
+            candidates.push(Candidate {
+                finding: Finding {
                     kind: detector.kind,
                     start,
                     end,
-                });
-            }
+                },
+                announced,
+                priority,
+            });
         }
     }
-    found.sort_by_key(|f| f.start);
+    candidates.sort_by_key(|c| (c.finding.start, c.priority));
+    let mut found: Vec<Finding> = Vec::new();
+    let mut i = 0;
+    while i < candidates.len() {
+        // A group: candidates overlapping the first or each other.
+        let mut group_end = candidates[i].finding.end;
+        let mut j = i + 1;
+        while j < candidates.len() && candidates[j].finding.start < group_end {
+            group_end = group_end.max(candidates[j].finding.end);
+            j += 1;
+        }
+        let best = candidates[i..j]
+            .iter()
+            .max_by_key(|c| {
+                (
+                    c.announced,
+                    c.finding.end - c.finding.start,
+                    std::cmp::Reverse(c.priority),
+                )
+            })
+            .expect("a group is not empty");
+        found.push(best.finding);
+        i = j;
+    }
     found
 }

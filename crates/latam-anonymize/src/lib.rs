@@ -16,11 +16,13 @@
 
 pub mod checks;
 mod detect;
+pub mod eval;
+pub mod fake;
 
 use latam_core::{Document, Step, Verdict};
 use serde::{Deserialize, Serialize};
 
-pub use detect::{Finding, PiiType, find};
+pub use detect::{ALL_KINDS, Finding, PiiType, find};
 
 /// Strips the separators people write in identifiers (`.`, `-`, `/`, spaces, no-break spaces)
 /// and upper-cases letters.

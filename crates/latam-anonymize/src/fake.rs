@@ -1,0 +1,325 @@
+//! Realistic synthetic values of every kind, valid by the same checks the detector applies:
+//! for the labelled evaluation set and for `pseudonym` mode. A value is drawn from a template
+//! (`d` digit, `x` digit 0–5, `L` letter, `C` consonant, `V` vowel, `w` letter or digit, `D` a
+//! date YYMMDD, `E` a date DDMMYY, `?` a check character) and its check characters are found by
+//! trying the alphabet until the validator accepts the whole.
+
+use crate::checks;
+use crate::detect::PiiType;
+use crate::normalize;
+
+/// SplitMix64: a small, fast, seedable generator.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// One of the items.
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+struct Template {
+    patterns: &'static [&'static str],
+    checks: &'static str,
+    valid: fn(&str) -> bool,
+}
+
+const DIGITS: &str = "0123456789";
+
+fn template(kind: PiiType) -> Option<Template> {
+    let t = |patterns, checks, valid| {
+        Some(Template {
+            patterns,
+            checks,
+            valid,
+        })
+    };
+    match kind {
+        PiiType::ClRut => t(
+            &["dd.ddd.ddd-?", "d.ddd.ddd-?", "dddddddd-?"],
+            "0123456789K",
+            checks::cl_rut,
+        ),
+        PiiType::ArCuit => t(
+            &[
+                "20-dddddddd-?",
+                "27-dddddddd-?",
+                "30-dddddddd-?",
+                "23dddddddd?",
+            ],
+            DIGITS,
+            checks::ar_cuit,
+        ),
+        PiiType::BrCpf => t(&["ddd.ddd.ddd-??", "ddddddddd??"], DIGITS, checks::br_cpf),
+        PiiType::BrCnpj => t(
+            &["dd.ddd.ddd/0001-??", "dd.LLL.ddd/00ww-??", "dddddddd0001??"],
+            DIGITS,
+            checks::br_cnpj,
+        ),
+        PiiType::MxCurp => t(
+            &["LVLLDHDFCCCd?", "LVLLDMJCCCCd?", "LVLLDHNLCCCd?"],
+            DIGITS,
+            checks::mx_curp,
+        ),
+        PiiType::MxRfc => t(&["LLLLDww?", "LLLDww?"], "0123456789A", checks::mx_rfc),
+        PiiType::CoNit => t(&["9dd.ddd.ddd-?", "8ddddddd-?"], DIGITS, checks::co_nit),
+        PiiType::PeDni => t(&["dddddddd-?"], DIGITS, checks::pe_dni_check),
+        PiiType::PeRuc => t(&["20dddddddd?", "10dddddddd?"], DIGITS, checks::pe_ruc),
+        PiiType::UyCi => t(&["d.ddd.ddd-?", "ddd.ddd-?"], DIGITS, checks::uy_ci),
+        PiiType::UyRut => t(&["21dddddd001?", "21-dddddd-001-?"], DIGITS, checks::uy_rut),
+        PiiType::EcCedula => t(&["17xdddddd?", "09xdddddd-?"], DIGITS, checks::ec_cedula),
+        PiiType::EcRuc => t(&["17xdddddd?001", "179dddddd?001"], DIGITS, checks::ec_ruc),
+        PiiType::VeRif => t(
+            &["J-dddddddd-?", "V-dddddddd-?", "G-dddddddd-?"],
+            DIGITS,
+            checks::ve_rif,
+        ),
+        PiiType::PyRuc => t(&["ddddddd-?", "80dddddd-?"], DIGITS, checks::py_ruc),
+        PiiType::GtCui => t(
+            &["dddd dddd? 0101", "dddd dddd? 1502", "dddddddd?0901"],
+            DIGITS,
+            checks::gt_cui,
+        ),
+        PiiType::GtNit => t(&["dddddd-?", "ddddddd-?"], "0123456789K", checks::gt_nit),
+        PiiType::DoCedula => t(
+            &["402-ddddddd-?", "001-ddddddd-?"],
+            DIGITS,
+            checks::do_cedula,
+        ),
+        PiiType::DoRnc => t(&["1ddddddd?", "1-dd-ddddd-?"], DIGITS, checks::do_rnc),
+        PiiType::SvDui => t(&["0ddddddd-?"], DIGITS, checks::sv_dui),
+        PiiType::NiCedula => t(
+            &["001-E-dddd?", "281-E-dddd?"],
+            "ABCDEFGHJKLMNPQRSTUVWXY",
+            checks::ni_cedula,
+        ),
+        PiiType::CuCi => t(&["Dxdddd"], DIGITS, checks::cu_ni),
+        PiiType::Card => t(
+            &[
+                "4ddd dddd dddd ddd?",
+                "55dd-dddd-dddd-ddd?",
+                "4dddddddddddddd?",
+            ],
+            DIGITS,
+            checks::payment_card,
+        ),
+        PiiType::Iban => t(
+            &[
+                "BR??dddddddddddddddddddddddC1",
+                "CR??0ddddddddddddddddd",
+                "DO??LLLLdddddddddddddddddddd",
+            ],
+            DIGITS,
+            checks::iban,
+        ),
+        PiiType::ArCbu => t(&["ddddddd?ddddddddddddd?"], DIGITS, checks::ar_cbu),
+        _ => None,
+    }
+}
+
+fn fill(pattern: &str, rng: &mut Rng) -> String {
+    const CONSONANTS: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+    let mut out = String::new();
+    for c in pattern.chars() {
+        match c {
+            'd' => out.push(char::from(b'0' + rng.below(10) as u8)),
+            'x' => out.push(char::from(b'0' + rng.below(6) as u8)),
+            'L' => out.push(char::from(b'A' + rng.below(26) as u8)),
+            'C' => out.push(char::from(*rng.pick(CONSONANTS))),
+            'V' => out.push(char::from(*rng.pick(b"AEIOU"))),
+            'w' => out.push(char::from(
+                *rng.pick(b"0123456789ABCDEFGHIJKLMNPQRSTUVWXYZ"),
+            )),
+            'D' | 'E' => {
+                let (y, m, d) = (40 + rng.below(60), 1 + rng.below(12), 1 + rng.below(28));
+                out.push_str(&if c == 'D' {
+                    format!("{y:02}{m:02}{d:02}")
+                } else {
+                    format!("{d:02}{m:02}{y:02}")
+                });
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Tries every combination of check characters at the `?` places.
+fn solve(filled: &str, alphabet: &str, valid: fn(&str) -> bool) -> Option<String> {
+    let holes: Vec<usize> = filled
+        .char_indices()
+        .filter(|(_, c)| *c == '?')
+        .map(|(i, _)| i)
+        .collect();
+    let letters: Vec<char> = alphabet.chars().collect();
+    let combos = letters.len().pow(holes.len() as u32);
+    (0..combos).find_map(|mut n| {
+        let mut candidate: Vec<char> = filled.chars().collect();
+        for &hole in &holes {
+            candidate[hole] = letters[n % letters.len()];
+            n /= letters.len();
+        }
+        let candidate: String = candidate.into_iter().collect();
+        valid(&normalize(&candidate)).then_some(candidate)
+    })
+}
+
+/// A valid, formatted value of a check-digit kind (identifiers, cards, IBAN, CBU), or `None`
+/// for kinds without a template (e-mail, phone, IP, keyword documents: see [`contact`]).
+pub fn identifier(kind: PiiType, rng: &mut Rng) -> Option<String> {
+    let template = template(kind)?;
+    for _ in 0..10_000 {
+        let pattern = *rng.pick(template.patterns);
+        let filled = fill(pattern, rng);
+        if let Some(value) = solve(&filled, template.checks, template.valid) {
+            return Some(value);
+        }
+    }
+    None
+}
+
+const FIRST: &[&str] = &[
+    "ana",
+    "juan",
+    "maria",
+    "jose",
+    "lucia",
+    "pedro",
+    "camila",
+    "diego",
+    "valentina",
+    "joao",
+    "fernanda",
+    "luis",
+];
+const LAST: &[&str] = &[
+    "gonzalez",
+    "silva",
+    "rodriguez",
+    "perez",
+    "santos",
+    "lopez",
+    "mamani",
+    "quispe",
+    "oliveira",
+    "fernandez",
+];
+const DOMAINS: &[&str] = &[
+    "gmail.com",
+    "hotmail.com",
+    "correo.cl",
+    "uol.com.br",
+    "yahoo.com.ar",
+    "outlook.es",
+    "terra.com.br",
+    "unam.mx",
+];
+
+/// A phone number of a country of the region in international format.
+const PHONES: &[&str] = &[
+    "+54 9 11 dddd dddd",
+    "+55 11 9dddd dddd",
+    "+56 9 dddd dddd",
+    "+57 3dd ddd dddd",
+    "+52 55 dddd dddd",
+    "+51 9dd ddd ddd",
+    "+593 9d ddd dddd",
+    "+598 9d ddd ddd",
+    "+595 98d dddddd",
+    "+591 7ddddddd",
+    "+58 412 ddd dddd",
+    "+506 8ddd dddd",
+    "+502 5ddd dddd",
+    "+503 7ddd dddd",
+    "+504 9ddd dddd",
+    "+505 8ddd dddd",
+    "+507 6ddd dddd",
+    "+53 5ddd dddd",
+    "+1 809 ddd dddd",
+    "+509 3ddd dddd",
+];
+
+/// A value of a contact kind: e-mail, phone, IP address.
+pub fn contact(kind: PiiType, rng: &mut Rng) -> Option<String> {
+    Some(match kind {
+        PiiType::Email => {
+            format!(
+                "{}.{}{}@{}",
+                rng.pick(FIRST),
+                rng.pick(LAST),
+                rng.below(100),
+                rng.pick(DOMAINS)
+            )
+        }
+        PiiType::Phone => {
+            let pattern = *rng.pick(PHONES);
+            fill(pattern, rng)
+        }
+        PiiType::Ip => {
+            if rng.below(4) == 0 {
+                format!(
+                    "2001:db8:{:x}::{:x}",
+                    rng.below(0xffff),
+                    1 + rng.below(0xfffe)
+                )
+            } else {
+                format!(
+                    "{}.{}.{}.{}",
+                    1 + rng.below(222),
+                    rng.below(256),
+                    rng.below(256),
+                    1 + rng.below(254)
+                )
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// Any kind, as its detector would find it (`IdDocument` values are the number alone; the
+/// keyword belongs to the sentence).
+pub fn value(kind: PiiType, rng: &mut Rng) -> String {
+    identifier(kind, rng)
+        .or_else(|| contact(kind, rng))
+        .unwrap_or_else(|| {
+            let pattern = *rng.pick(&["dd.ddd.ddd", "d.ddd.ddd", "ddddddddd"]);
+            fill(pattern, rng)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_yields_valid_values() {
+        let mut rng = Rng::new(7);
+        for kind in crate::detect::ALL_KINDS {
+            for _ in 0..50 {
+                let v = value(*kind, &mut rng);
+                if let Some(t) = template(*kind) {
+                    assert!((t.valid)(&normalize(&v)), "{kind:?}: {v}");
+                }
+            }
+        }
+    }
+}
