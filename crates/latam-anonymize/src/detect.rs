@@ -354,8 +354,8 @@ fn announced(text: &str, start: usize, kind: PiiType) -> Option<u8> {
 /// A number glued to more digit groups (`978-3-16-148410-0`, `1.2.3.4.5`) is part of something
 /// longer, not an identifier of its own.
 fn embedded(text: &str, start: usize, end: usize) -> bool {
-    let before = text[..start].as_bytes();
-    let after = text[end..].as_bytes();
+    let before = &text.as_bytes()[..start];
+    let after = &text.as_bytes()[end..];
     let sep = |b: u8| matches!(b, b'.' | b'-' | b'/');
     (before.len() >= 2
         && sep(before[before.len() - 1])

@@ -292,9 +292,9 @@ pub fn score(anonymize: &Anonymize, records: &[EvalRecord]) -> Report {
             let hit = found.iter().any(|f| f == gold);
             let entry = report.kinds.entry(gold.kind).or_default();
             if hit {
-                entry.true_positives += 1
+                entry.true_positives += 1;
             } else {
-                entry.false_negatives += 1
+                entry.false_negatives += 1;
             }
         }
         for f in &found {
