@@ -4,6 +4,8 @@
 //! date YYMMDD, `E` a date DDMMYY, `?` a check character) and its check characters are found by
 //! trying the alphabet until the validator accepts the whole.
 
+use std::fmt::Write;
+
 use crate::checks;
 use crate::detect::PiiType;
 use crate::normalize;
@@ -151,11 +153,8 @@ fn fill(pattern: &str, rng: &mut Rng) -> String {
             )),
             'D' | 'E' => {
                 let (y, m, d) = (40 + rng.below(60), 1 + rng.below(12), 1 + rng.below(28));
-                out.push_str(&if c == 'D' {
-                    format!("{y:02}{m:02}{d:02}")
-                } else {
-                    format!("{d:02}{m:02}{y:02}")
-                });
+                let (a, b) = if c == 'D' { (y, d) } else { (d, y) };
+                let _ = write!(out, "{a:02}{m:02}{b:02}");
             }
             other => out.push(other),
         }
