@@ -152,9 +152,9 @@ fn fill(pattern: &str, rng: &mut Rng) -> String {
                 *rng.pick(b"0123456789ABCDEFGHIJKLMNPQRSTUVWXYZ"),
             )),
             'D' | 'E' => {
-                let (y, m, d) = (40 + rng.below(60), 1 + rng.below(12), 1 + rng.below(28));
-                let (a, b) = if c == 'D' { (y, d) } else { (d, y) };
-                let _ = write!(out, "{a:02}{m:02}{b:02}");
+                let (year, month, day) = (40 + rng.below(60), 1 + rng.below(12), 1 + rng.below(28));
+                let (first, last) = if c == 'D' { (year, day) } else { (day, year) };
+                let _ = write!(out, "{first:02}{month:02}{last:02}");
             }
             other => out.push(other),
         }
