@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -137,7 +137,7 @@ fn sample_sentences() -> Result<Vec<String>, Failure> {
     Ok(sentences)
 }
 
-fn make_eval(path: &PathBuf, per_kind: usize, seed: u64) -> Result<u8, Failure> {
+fn make_eval(path: &Path, per_kind: usize, seed: u64) -> Result<u8, Failure> {
     let sentences = sample_sentences()?;
     let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
     let records = latam_anonymize::eval::build(&refs, per_kind, seed);
@@ -155,7 +155,7 @@ fn make_eval(path: &PathBuf, per_kind: usize, seed: u64) -> Result<u8, Failure> 
     Ok(0)
 }
 
-fn evaluate(step: &latam_anonymize::Anonymize, path: &PathBuf, json: bool) -> Result<u8, Failure> {
+fn evaluate(step: &latam_anonymize::Anonymize, path: &Path, json: bool) -> Result<u8, Failure> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read {}", path.display()))
         .map_err(Failure::usage)?;
