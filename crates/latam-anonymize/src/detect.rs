@@ -182,7 +182,8 @@ const SEP: &str = r"[.\- ]?";
 /// All patterns in one set: one pass over a text tells which detectors can match at all, and
 /// only those run (most texts have no personal data).
 static DETECTOR_SET: LazyLock<regex::RegexSet> = LazyLock::new(|| {
-    regex::RegexSet::new(DETECTORS.iter().map(|d| d.pattern.as_str())).expect("valid built-in patterns")
+    regex::RegexSet::new(DETECTORS.iter().map(|d| d.pattern.as_str()))
+        .expect("valid built-in patterns")
 });
 
 static DETECTORS: LazyLock<Vec<Detector>> = LazyLock::new(|| {

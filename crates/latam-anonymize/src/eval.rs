@@ -341,7 +341,7 @@ mod tests {
     #[test]
     fn scoring_counts_hits_misses_and_changes() {
         let records = build(&["Había una vez un pueblo."], 20, 2);
-        let report = score(&AnonymizeConfig::default().build(), &records);
+        let report = score(&AnonymizeConfig::default().build().unwrap(), &records);
         let cpf = report.kinds[&PiiType::BrCpf];
         assert_eq!(cpf.true_positives + cpf.false_negatives, 20);
         assert!(cpf.recall() > 0.9, "{cpf:?}");

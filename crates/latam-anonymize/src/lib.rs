@@ -7,7 +7,7 @@
 //! ```
 //! use latam_anonymize::AnonymizeConfig;
 //!
-//! let anonymize = AnonymizeConfig::default().build();
+//! let anonymize = AnonymizeConfig::default().build().unwrap();
 //! let (text, found) = anonymize.redact("Mi CPF é 384.951.276-28 e o e-mail ana@exemplo.com.br.");
 //! assert_eq!(text, "Mi CPF é [CPF] e o e-mail [EMAIL].");
 //! // Byte offsets into the original text (`é` is two bytes).
@@ -41,16 +41,22 @@ pub enum RedactMode {
     Tag,
     /// Every letter and digit becomes `*`, separators stay: `***.***.***-**`.
     Mask,
+    /// A realistic fake of the same kind (valid check digits), the same for the same value
+    /// under the same key, so a document stays coherent: a keyed HMAC-SHA256 of the value seeds
+    /// the fake. The key is read from the environment (`key_env`), never from or into files.
+    Pseudonym,
 }
 
 /// Settings of the `anonymize` step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnonymizeConfig {
-    /// `tag` or `mask`.
+    /// `tag`, `mask` or `pseudonym`.
     pub mode: RedactMode,
     /// Kinds left as they are (e.g. `["ip"]`); every other kind is redacted.
     pub skip: Vec<PiiType>,
+    /// The environment variable holding the secret key of `pseudonym` mode (16 bytes or more).
+    pub key_env: String,
 }
 
 impl Default for AnonymizeConfig {
@@ -58,24 +64,71 @@ impl Default for AnonymizeConfig {
         Self {
             mode: RedactMode::Tag,
             skip: Vec::new(),
+            key_env: "LATAM_ANONYMIZE_KEY".into(),
         }
     }
 }
 
 impl AnonymizeConfig {
-    /// Builds the step.
-    pub fn build(&self) -> Anonymize {
-        Anonymize {
+    /// Builds the step; `pseudonym` mode reads its key from the environment now.
+    pub fn build(&self) -> Result<Anonymize, String> {
+        let key = match self.mode {
+            RedactMode::Pseudonym => {
+                let key = std::env::var(&self.key_env).unwrap_or_default();
+                if key.len() < 16 {
+                    return Err(format!(
+                        "pseudonym mode needs a secret key of at least 16 bytes in the environment \
+                         variable {} (it is never written to any output)",
+                        self.key_env
+                    ));
+                }
+                key.into_bytes()
+            }
+            RedactMode::Tag | RedactMode::Mask => Vec::new(),
+        };
+        Ok(Anonymize {
             config: self.clone(),
-        }
+            key,
+        })
     }
+}
+
+/// HMAC-SHA256 (RFC 2104).
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let mut inner = Sha256::new();
+    inner.update(pad(0x36));
+    inner.update(message);
+    let mut outer = Sha256::new();
+    outer.update(pad(0x5c));
+    outer.update(inner.finalize());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&outer.finalize());
+    out
 }
 
 /// The `anonymize` step: redacts the text and records what it found in `metadata.pii` as
 /// `{type, start, end}` byte offsets into the text before redaction. It rejects nothing.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Anonymize {
     config: AnonymizeConfig,
+    /// The pseudonym key (empty in other modes); never printed.
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Anonymize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Anonymize")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Anonymize {
@@ -91,6 +144,9 @@ impl Anonymize {
             out.push_str(&text[copied..f.start]);
             match self.config.mode {
                 RedactMode::Tag => out.push_str(f.kind.tag()),
+                RedactMode::Pseudonym => {
+                    out.push_str(&self.pseudonym(f.kind, &text[f.start..f.end]));
+                }
                 RedactMode::Mask => out.extend(
                     text[f.start..f.end]
                         .chars()
@@ -101,6 +157,16 @@ impl Anonymize {
         }
         out.push_str(&text[copied..]);
         (out, found)
+    }
+
+    /// The fake that stands for `value` under this key.
+    fn pseudonym(&self, kind: PiiType, value: &str) -> String {
+        let mut message = kind.tag().as_bytes().to_vec();
+        message.push(0);
+        message.extend_from_slice(normalize(value).as_bytes());
+        let mac = hmac_sha256(&self.key, &message);
+        let seed = u64::from_le_bytes(mac[..8].try_into().expect("8 bytes"));
+        fake::value(kind, &mut fake::Rng::new(seed))
     }
 }
 
@@ -121,7 +187,7 @@ mod tests {
     use super::*;
 
     fn tags(text: &str) -> String {
-        AnonymizeConfig::default().build().redact(text).0
+        AnonymizeConfig::default().build().unwrap().redact(text).0
     }
 
     #[test]
@@ -198,7 +264,7 @@ mod tests {
     #[test]
     fn offsets_are_bytes_of_the_original_text() {
         let text = "Ñandú: correo ñandu@correo.com, RUT 23.456.781-0.";
-        let anonymize = AnonymizeConfig::default().build();
+        let anonymize = AnonymizeConfig::default().build().unwrap();
         let (redacted, found) = anonymize.redact(text);
         assert_eq!(redacted, "Ñandú: correo [EMAIL], RUT [RUT].");
         assert_eq!(&text[found[0].start..found[0].end], "ñandu@correo.com");
@@ -210,17 +276,87 @@ mod tests {
         let config = AnonymizeConfig {
             mode: RedactMode::Mask,
             skip: vec![PiiType::Email],
+            ..AnonymizeConfig::default()
         };
-        let (text, found) = config.build().redact("CPF 384.951.276-28, ana@x.com");
+        let (text, found) = config
+            .build()
+            .unwrap()
+            .redact("CPF 384.951.276-28, ana@x.com");
         assert_eq!(text, "CPF ***.***.***-**, ana@x.com");
         assert_eq!(found.len(), 1);
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        let hex: String = mac.iter().fold(String::new(), |mut out, b| {
+            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{b:02x}"));
+            out
+        });
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn pseudonyms_are_valid_stable_and_keyed() {
+        let with_key = |key: &str| {
+            let config = AnonymizeConfig {
+                mode: RedactMode::Pseudonym,
+                ..AnonymizeConfig::default()
+            };
+            let anonymize = Anonymize {
+                config,
+                key: key.as_bytes().to_vec(),
+            };
+            anonymize
+                .redact(
+                    "O CPF 384.951.276-28 aparece duas vezes: 38495127628. E-mail ana@x.com.br.",
+                )
+                .0
+        };
+        let a = with_key("a secret key of the project");
+        assert_eq!(
+            a,
+            with_key("a secret key of the project"),
+            "the same key gives the same fakes"
+        );
+        assert_ne!(a, with_key("another secret key entirely"));
+        assert!(
+            !a.contains("384.951.276-28") && !a.contains("ana@x.com.br"),
+            "{a}"
+        );
+        // The fake is itself a valid CPF, and both spellings of the value got the same one.
+        let found = find(&a, &|_| true);
+        let cpfs: Vec<&str> = found
+            .iter()
+            .filter(|f| f.kind == PiiType::BrCpf)
+            .map(|f| &a[f.start..f.end])
+            .collect();
+        assert_eq!(cpfs.len(), 2, "{a}");
+        assert_eq!(normalize(cpfs[0]), normalize(cpfs[1]));
+        assert!(found.iter().any(|f| f.kind == PiiType::Email), "{a}");
+    }
+
+    #[test]
+    fn pseudonym_mode_needs_a_key() {
+        let config = AnonymizeConfig {
+            mode: RedactMode::Pseudonym,
+            key_env: "LATAM_TEST_UNSET_KEY".into(),
+            ..AnonymizeConfig::default()
+        };
+        assert!(config.build().unwrap_err().contains("LATAM_TEST_UNSET_KEY"));
     }
 
     #[test]
     fn the_step_records_pii_in_metadata() {
         let mut doc = Document::new("d", "RUT 23.456.781-0");
         assert_eq!(
-            AnonymizeConfig::default().build().process(&mut doc),
+            AnonymizeConfig::default()
+                .build()
+                .unwrap()
+                .process(&mut doc),
             Verdict::Keep
         );
         assert_eq!(doc.text, "RUT [RUT]");
@@ -257,12 +393,14 @@ mod properties {
             "ana", ".com", "::", "(", ")",
         ];
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        for mode in [RedactMode::Tag, RedactMode::Mask] {
-            let anonymize = AnonymizeConfig {
-                mode,
-                skip: Vec::new(),
-            }
-            .build();
+        for mode in [RedactMode::Tag, RedactMode::Mask, RedactMode::Pseudonym] {
+            let anonymize = Anonymize {
+                config: AnonymizeConfig {
+                    mode,
+                    ..AnonymizeConfig::default()
+                },
+                key: b"a test key, not a secret".to_vec(),
+            };
             for _ in 0..3000 {
                 let len = (rng.next() % 60) as usize;
                 let text: String = (0..len)

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use latam_anonymize::{AnonymizeConfig, RedactMode};
-use latam_core::{Document, FieldNames, Step};
+use latam_core::{Document, FieldNames};
+use serde_json::{Map, Value};
 
 use crate::{EXIT_INPUT_ERRORS, Failure};
 
@@ -56,18 +57,22 @@ pub(crate) struct AnonymizeArgs {
 enum ModeArg {
     Tag,
     Mask,
+    /// Realistic fakes, the same for the same value; the key is read from LATAM_ANONYMIZE_KEY.
+    Pseudonym,
 }
 
 pub(crate) fn run(args: &AnonymizeArgs) -> Result<u8, Failure> {
     let mode = match args.mode {
         ModeArg::Tag => RedactMode::Tag,
         ModeArg::Mask => RedactMode::Mask,
+        ModeArg::Pseudonym => RedactMode::Pseudonym,
     };
     let step = AnonymizeConfig {
         mode,
-        skip: Vec::new(),
+        ..AnonymizeConfig::default()
     }
-    .build();
+    .build()
+    .map_err(|e| Failure::usage(anyhow::anyhow!(e)))?;
     if let Some(path) = &args.make_eval {
         return make_eval(path, args.per_kind, args.seed);
     }
@@ -89,26 +94,23 @@ pub(crate) fn run(args: &AnonymizeArgs) -> Result<u8, Failure> {
         None => Box::new(std::io::stdout().lock()),
     };
     let mut output = BufWriter::new(output);
-    let fields = FieldNames::default();
     let source = args
         .input
         .as_ref()
         .map_or_else(|| "stdin".to_owned(), |p| p.display().to_string());
-    let (mut errors, mut buf) = (0usize, Vec::new());
+    let mut errors = 0usize;
     for (index, line) in input.split(b'\n').enumerate() {
         let line = line.with_context(|| format!("reading {source}"))?;
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let parsed = std::str::from_utf8(&line)
+        let redacted = std::str::from_utf8(&line)
             .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))
-            .and_then(|text| Document::from_json_line(text, &fields).map_err(|e| e.to_string()));
-        match parsed {
-            Ok(mut doc) => {
-                step.process(&mut doc);
-                buf.clear();
-                doc.write_json_line(&mut buf);
-                output.write_all(&buf)?;
+            .and_then(|text| redact_record(&step, text));
+        match redacted {
+            Ok(record) => {
+                output.write_all(&record)?;
+                output.write_all(b"\n")?;
             }
             Err(error) => {
                 errors += 1;
@@ -118,6 +120,32 @@ pub(crate) fn run(args: &AnonymizeArgs) -> Result<u8, Failure> {
     }
     output.flush()?;
     Ok(if errors > 0 { EXIT_INPUT_ERRORS } else { 0 })
+}
+
+/// One JSONL record with `text` redacted and `metadata.pii` added; every other field, and the
+/// order of fields, as it came.
+fn redact_record(step: &latam_anonymize::Anonymize, line: &str) -> Result<Vec<u8>, String> {
+    let mut value: Value =
+        serde_json::from_str(line).map_err(|e| format!("malformed JSON: {e}"))?;
+    let Value::Object(record) = &mut value else {
+        return Err("expected a JSON object".into());
+    };
+    let Some(Value::String(text)) = record.get("text") else {
+        return Err("no `text` field holding a string".into());
+    };
+    let (redacted, found) = step.redact(text);
+    record.insert("text".into(), Value::String(redacted));
+    let metadata = record
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(metadata) = metadata else {
+        return Err("`metadata` is not an object".into());
+    };
+    metadata.insert(
+        "pii".into(),
+        serde_json::to_value(&found).map_err(|e| e.to_string())?,
+    );
+    serde_json::to_vec(&value).map_err(|e| e.to_string())
 }
 
 /// Real sentences of the bundled sample (40 to 240 bytes).

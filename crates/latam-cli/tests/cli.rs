@@ -681,6 +681,32 @@ fn anonymize_on_stdin_and_stdout_and_in_a_pipeline() {
         "Meu CPF: ***.***.***-**, e-mail ***@*******.***.**."
     );
 
+    // Pseudonyms: the key comes from the environment only.
+    let run = s
+        .command(&["anonymize", "--input", "in.jsonl", "--mode", "pseudonym"])
+        .env("LATAM_ANONYMIZE_KEY", "a key for this test only")
+        .output()
+        .unwrap();
+    let fakes: Vec<serde_json::Value> = String::from_utf8(run.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let text = fakes[0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Meu CPF: ")
+            && !text.contains("384.951.276-28")
+            && !text.contains("ana@exemplo"),
+        "{text}"
+    );
+    let err = s
+        .command(&["anonymize", "--mode", "pseudonym"])
+        .env_remove("LATAM_ANONYMIZE_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(err.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&err.stderr).contains("LATAM_ANONYMIZE_KEY"));
+
     s.write("p.toml", b"[[steps]]\ntype = \"anonymize\"\n");
     s.run(&[
         "corpus", "run", "p.toml", "--input", "in.jsonl", "--output", "out",

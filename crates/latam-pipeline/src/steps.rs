@@ -38,7 +38,7 @@ pub(crate) fn build_stages(config: &PipelineConfig) -> Result<Vec<Stage>, Pipeli
                 }
                 StepConfig::FilterMetadata(c) => Stage::Map(Box::new(c.build().map_err(invalid)?)),
                 StepConfig::DedupExact(c) => Stage::Ordered(Box::new(c.build())),
-                StepConfig::Anonymize(c) => Stage::Map(Box::new(c.build())),
+                StepConfig::Anonymize(c) => Stage::Map(Box::new(c.build().map_err(invalid)?)),
             })
         })
         .collect()
