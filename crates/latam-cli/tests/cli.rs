@@ -69,6 +69,7 @@ fn default_run_on_the_bundled_sample() {
             "detect_language",
             "filter_length",
             "filter_quality",
+            "anonymize",
             "dedup_exact"
         ]
     );
@@ -102,6 +103,10 @@ fn default_run_on_the_bundled_sample() {
     assert!(
         docs.iter().all(|d| d["metadata"]["license"].is_string()),
         "source metadata is kept"
+    );
+    assert!(
+        docs.iter().all(|d| d["metadata"]["pii"].is_array()),
+        "the default pipeline anonymizes"
     );
     for doc in read_rejected(&out) {
         let rejected = &doc["metadata"]["rejected"];
@@ -188,7 +193,7 @@ fn a_killed_run_resumes_to_the_same_bytes() {
     let shards = stats["shards"].as_u64().unwrap();
     assert!(shards >= 6, "{shards} shards");
     assert!(
-        stats["steps"][4]["dropped_by_reason"]["duplicate"]
+        stats["steps"][5]["dropped_by_reason"]["duplicate"]
             .as_u64()
             .unwrap()
             >= 1000,
