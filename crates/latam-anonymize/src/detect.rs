@@ -158,6 +158,9 @@ enum Check {
     Normalized(fn(&str) -> bool),
     /// A validator of the match in its text (`text`, `start`, `end`).
     InContext(fn(&str, usize, usize) -> bool),
+    /// A phone number in national format: after a phone keyword, valid by libphonenumber's
+    /// metadata for the document's country (or any country of the region).
+    NationalPhone,
 }
 
 /// A pattern and the validation of what it matches.
@@ -229,6 +232,12 @@ static DETECTORS: LazyLock<Vec<Detector>> = LazyLock::new(|| {
         in_context(r"(?-u:\b)(?:\d{1,3}\.){3}\d{1,3}(?-u:\b)", is_ipv4),
         in_context(r"(?i)(?:(?-u:\b)[0-9a-f]{1,4})?(?::{1,2}[0-9a-f]{1,4}){2,7}(?:::)?", is_ipv6),
         d(PiiType::Phone, r"\+\d{1,3}[ \-.]?(?:\(?\d{1,4}\)?[ \-.]?){2,5}\d{2,4}(?-u:\b)".into(), checks::phone_latam),
+        Detector {
+            kind: PiiType::Phone,
+            pattern: re(r"(?:\(\d{1,4}\) ?|(?-u:\b)\d{1,4}[ .\-])(?:\d{2,5}[ .\-]?){1,3}\d{2,5}(?-u:\b)"),
+            check: Check::NationalPhone,
+            group: 0,
+        },
         Detector {
             kind: PiiType::IdDocument,
             pattern: re(concat!(
@@ -306,7 +315,48 @@ const KEYWORDS: &[(&str, &[PiiType])] = &[
     ("IDENTIDAD", &[PiiType::CuCi, PiiType::IdDocument]),
     ("CARNÉ", &[PiiType::CuCi, PiiType::IdDocument]),
     ("ELECTORAL", &[PiiType::DoCedula]),
+    ("TEL", &[PiiType::Phone]),
+    ("TEL.", &[PiiType::Phone]),
+    ("TELÉFONO", &[PiiType::Phone]),
+    ("TELEFONO", &[PiiType::Phone]),
+    ("TELEFONE", &[PiiType::Phone]),
+    ("CELULAR", &[PiiType::Phone]),
+    ("CEL", &[PiiType::Phone]),
+    ("MÓVIL", &[PiiType::Phone]),
+    ("MOVIL", &[PiiType::Phone]),
+    ("FONE", &[PiiType::Phone]),
+    ("WHATSAPP", &[PiiType::Phone]),
+    ("FAX", &[PiiType::Phone]),
+    ("LLAMAR", &[PiiType::Phone]),
+    ("LLAME", &[PiiType::Phone]),
+    ("LLÁMAME", &[PiiType::Phone]),
+    ("LIGUE", &[PiiType::Phone]),
+    ("LIGAR", &[PiiType::Phone]),
 ];
+
+/// The region's countries, for phones in national format when a document's country is unknown.
+const PHONE_REGIONS: [&str; 21] = [
+    "AR", "BO", "BR", "CL", "CO", "CR", "CU", "DO", "EC", "SV", "GT", "HT", "HN", "MX", "NI", "PA",
+    "PY", "PE", "UY", "VE", "PR",
+];
+
+/// A phone number in national format, valid in `country` (ISO 3166-1 alpha-2) or, without one,
+/// in some country of the region.
+pub(crate) fn national_phone(value: &str, country: Option<&str>) -> bool {
+    let digits = value.bytes().filter(u8::is_ascii_digit).count();
+    if !(7..=12).contains(&digits) {
+        return false;
+    }
+    let valid_in = |region: &str| {
+        region.parse::<phonenumber::country::Id>().is_ok_and(|id| {
+            phonenumber::parse(Some(id), value).is_ok_and(|n| phonenumber::is_valid(&n))
+        })
+    };
+    match country {
+        Some(c) if PHONE_REGIONS.contains(&c) => valid_in(c),
+        _ => PHONE_REGIONS.iter().any(|r| valid_in(r)),
+    }
+}
 
 /// How far before a value its keyword is looked for, in bytes.
 const KEYWORD_WINDOW: usize = 48;
@@ -380,7 +430,7 @@ struct Candidate {
 /// validate overlapping text (a 7-digit number with a check digit can be a Paraguayan RUC, a
 /// Guatemalan NIT and a Salvadoran DUI), the one its keyword announces wins, then the longest,
 /// then the more specific detector.
-pub fn find(text: &str, enabled: &dyn Fn(PiiType) -> bool) -> Vec<Finding> {
+pub fn find(text: &str, country: Option<&str>, enabled: &dyn Fn(PiiType) -> bool) -> Vec<Finding> {
     let mut candidates: Vec<Candidate> = Vec::new();
     let possible = DETECTOR_SET.matches(text);
     for (priority, detector) in DETECTORS
@@ -399,6 +449,10 @@ pub fn find(text: &str, enabled: &dyn Fn(PiiType) -> bool) -> Vec<Finding> {
                     !embedded(text, start, end) && check(&normalize(m.as_str()))
                 }
                 Check::InContext(check) => check(text, start, end),
+                Check::NationalPhone => {
+                    announced(text, start, PiiType::Phone).is_some_and(|a| a > 0)
+                        && national_phone(m.as_str(), country)
+                }
             };
             if !ok {
                 continue;

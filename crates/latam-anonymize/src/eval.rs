@@ -181,7 +181,12 @@ pub fn build(sentences: &[&str], per_kind: usize, seed: u64) -> Vec<EvalRecord> 
         for _ in 0..per_kind {
             let real = sentences[rng.below(sentences.len())].trim();
             let phrase = *rng.pick(phrases(kind));
-            let value = value(kind, &mut rng);
+            // Half the phones in national format.
+            let value = if kind == PiiType::Phone && rng.below(2) == 0 {
+                crate::fake::national_phone(&mut rng)
+            } else {
+                value(kind, &mut rng)
+            };
             let (keep_kind, keep_patterns) = KEEP[rng.below(KEEP.len())];
             let keep_pattern = *rng.pick(keep_patterns);
             let keep_text = fill_digits(keep_pattern, &mut rng);

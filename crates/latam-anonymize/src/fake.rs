@@ -257,7 +257,38 @@ const PHONES: &[&str] = &[
     "+509 3ddd dddd",
 ];
 
-/// A value of a contact kind: e-mail, phone, IP address.
+/// Phone numbers in national format, with their country, as people write them.
+const NATIONAL_PHONES: &[(&str, &str)] = &[
+    ("BR", "(11) 9dddd-dddd"),
+    ("BR", "(21) 9dddd-dddd"),
+    ("AR", "011 15 dddd-dddd"),
+    ("AR", "(0341) ddd-dddd"),
+    ("MX", "55 dddd dddd"),
+    ("CO", "3dd ddd dddd"),
+    ("PE", "9dd ddd ddd"),
+    ("CL", "(2) 2ddd dddd"),
+    ("UY", "09d ddd ddd"),
+    ("VE", "0412-ddd-dddd"),
+    ("EC", "09d ddd dddd"),
+    ("CR", "8ddd dddd"),
+    ("GT", "5ddd dddd"),
+    ("PY", "098d ddd ddd"),
+    ("BO", "7ddd dddd"),
+    ("DO", "(809) ddd-dddd"),
+];
+
+/// A phone number in national format, valid in its country by libphonenumber's metadata.
+pub fn national_phone(rng: &mut Rng) -> String {
+    loop {
+        let (country, pattern) = *rng.pick(NATIONAL_PHONES);
+        let value = fill(pattern, rng);
+        if crate::detect::national_phone(&value, Some(country)) {
+            return value;
+        }
+    }
+}
+
+/// A value of a contact kind: e-mail, phone (international format), IP address.
 pub fn contact(kind: PiiType, rng: &mut Rng) -> Option<String> {
     Some(match kind {
         PiiType::Email => {

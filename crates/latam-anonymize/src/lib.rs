@@ -134,7 +134,13 @@ impl std::fmt::Debug for Anonymize {
 impl Anonymize {
     /// The redacted text and what was found (offsets into `text`).
     pub fn redact(&self, text: &str) -> (String, Vec<Finding>) {
-        let found = find(text, &|kind| !self.config.skip.contains(&kind));
+        self.redact_in(text, None)
+    }
+
+    /// The same, for a text of a known country (ISO 3166-1 alpha-2), which decides how phone
+    /// numbers in national format are read.
+    pub fn redact_in(&self, text: &str, country: Option<&str>) -> (String, Vec<Finding>) {
+        let found = find(text, country, &|kind| !self.config.skip.contains(&kind));
         if found.is_empty() {
             return (text.to_owned(), found);
         }
@@ -172,7 +178,7 @@ impl Anonymize {
 
 impl Step for Anonymize {
     fn process(&self, doc: &mut Document) -> Verdict {
-        let (text, found) = self.redact(&doc.text);
+        let (text, found) = self.redact_in(&doc.text, doc.meta_str("country"));
         doc.text = text;
         doc.metadata.insert(
             "pii".into(),
@@ -232,6 +238,25 @@ mod tests {
                 "Escribime a [EMAIL] o llamame al [PHONE].",
             ),
             (
+                "Meu celular é (11) 91234-5678, ligue à noite.",
+                "Meu celular é [PHONE], ligue à noite.",
+            ),
+            (
+                "Teléfono: 0412-123-4567 (Caracas).",
+                "Teléfono: [PHONE] (Caracas).",
+            ),
+            (
+                "Tel. 55 1234 5678, Ciudad de México.",
+                "Tel. [PHONE], Ciudad de México.",
+            ),
+            ("Cédula 1-0234-0567, San José.", "Cédula [ID], San José."),
+            ("cédula 8-123-4567 de Panamá", "cédula [ID] de Panamá"),
+            (
+                "DNI 0801-1990-01234, Tegucigalpa.",
+                "DNI [ID], Tegucigalpa.",
+            ),
+            ("CI 4567890 LP, La Paz.", "CI [ID] LP, La Paz."),
+            (
                 "Acceso desde 192.168.10.254 y 2001:db8::8a2e:370:7334.",
                 "Acceso desde [IP] y [IP].",
             ),
@@ -255,6 +280,8 @@ mod tests {
             "ISBN 978-3-16-148410-0, artículo 62, altitud 3.640 m, 45,3 %.",
             "Expediente N° 12345-2020, versión 1.2.3.4.5, a las 10:30:00.",
             "Nacido el 12/03/1985, en el año 1999.",
+            "La población creció de 1 234 567 a 2 345 678 en veinte años.",
+            "Entre 1998 y 2002 llegaron 45 000 personas; el censo de 2010 contó 1.234.567.",
             "El CPF 384.951.276-29 tiene un dígito errado.",
         ] {
             assert_eq!(tags(text), text);
@@ -328,7 +355,7 @@ mod tests {
             "{a}"
         );
         // The fake is itself a valid CPF, and both spellings of the value got the same one.
-        let found = find(&a, &|_| true);
+        let found = find(&a, None, &|_| true);
         let cpfs: Vec<&str> = found
             .iter()
             .filter(|f| f.kind == PiiType::BrCpf)
