@@ -69,6 +69,9 @@ pub enum PiiType {
     NiCedula,
     /// Cuba carné de identidad.
     CuCi,
+    /// A person's name after an honorific or a self-introduction (`Sr.`, `Doña`, `Dr.`,
+    /// `me llamo`, `meu nome é`), its first word a known first or last name. Off by default.
+    Name,
     /// A document number without a check digit, next to its keyword (`DNI`, `C.C.`, `cédula`,
     /// `CI`): Argentina and Peru DNI, Colombia CC, Venezuela, Costa Rica and Panama cédula,
     /// Bolivia CI, Honduras DNI.
@@ -106,6 +109,7 @@ pub const ALL_KINDS: &[PiiType] = &[
     PiiType::NiCedula,
     PiiType::CuCi,
     PiiType::IdDocument,
+    PiiType::Name,
 ];
 
 impl PiiType {
@@ -134,6 +138,7 @@ impl PiiType {
             Self::DoRnc => "[RNC]",
             Self::SvDui => "[DUI]",
             Self::IdDocument => "[ID]",
+            Self::Name => "[NAME]",
         }
     }
 }
@@ -158,6 +163,8 @@ enum Check {
     Normalized(fn(&str) -> bool),
     /// A validator of the match in its text (`text`, `start`, `end`).
     InContext(fn(&str, usize, usize) -> bool),
+    /// A name whose first word is a known first or last name.
+    KnownName,
     /// A phone number in national format: after a phone keyword, valid by libphonenumber's
     /// metadata for the document's country (or any country of the region).
     NationalPhone,
@@ -249,6 +256,16 @@ static DETECTORS: LazyLock<Vec<Detector>> = LazyLock::new(|| {
             check: Check::Pattern,
             group: 1,
         },
+        Detector {
+            kind: PiiType::Name,
+            pattern: re(concat!(
+                r"(?:(?-u:\b)(?:Sr|Sra|Srta|Sres|Dr|Dra|Lic|Ing|Prof|Profa)\.|(?-u:\b)(?:[Dd]on|[Dd]oña|[Dd]ona|[Ss]eñor|[Ss]eñora|[Ss]enhor|[Ss]enhora)|",
+                r"(?-u:\b)(?:[Mm]e llamo|[Mm]i nombre es|[Mm]eu nome é|[Mm]e chamo))\s+",
+                r"(\p{Lu}\p{Ll}+(?:\s+(?:(?:de|del|da|do|dos|das|la|y|e)\s+)?\p{Lu}\p{Ll}+){0,3})"
+            )),
+            check: Check::KnownName,
+            group: 1,
+        },
     ]
 });
 
@@ -333,6 +350,10 @@ const KEYWORDS: &[(&str, &[PiiType])] = &[
     ("LIGUE", &[PiiType::Phone]),
     ("LIGAR", &[PiiType::Phone]),
 ];
+
+/// First and last names of the region (Faker's lists, MIT; see `data/README.md`).
+static NAMES: LazyLock<std::collections::HashSet<&'static str>> =
+    LazyLock::new(|| include_str!("../data/names.txt").lines().collect());
 
 /// The region's countries, for phones in national format when a document's country is unknown.
 const PHONE_REGIONS: [&str; 21] = [
@@ -449,6 +470,10 @@ pub fn find(text: &str, country: Option<&str>, enabled: &dyn Fn(PiiType) -> bool
                     !embedded(text, start, end) && check(&normalize(m.as_str()))
                 }
                 Check::InContext(check) => check(text, start, end),
+                Check::KnownName => {
+                    let first = m.as_str().split_whitespace().next().unwrap_or_default();
+                    NAMES.contains(first)
+                }
                 Check::NationalPhone => {
                     announced(text, start, PiiType::Phone).is_some_and(|a| a > 0)
                         && national_phone(m.as_str(), country)

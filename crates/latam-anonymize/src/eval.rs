@@ -120,6 +120,10 @@ fn phrases(kind: PiiType) -> &'static [&'static str] {
             "Carné de identidad {} de La Habana.",
             "Su número de identidad es {}.",
         ],
+        PiiType::Name => &[
+            "La Sra. {} firmó el acta.",
+            "Meu nome é {} e moro em Recife.",
+        ],
         PiiType::IdDocument => &[
             "Su DNI N° {} figura en el padrón.",
             "Identificado con C.C. {} de Bogotá.",
@@ -172,12 +176,13 @@ fn fill_digits(pattern: &str, rng: &mut Rng) -> String {
         .collect()
 }
 
-/// `per_kind` records for every kind: a real sentence, a phrase with the value, and a phrase of
-/// non-personal numbers, in a shuffled order.
+/// `per_kind` records for every kind (but names, which are measured on real text, being off by
+/// default): a real sentence, a phrase with the value, and a phrase of non-personal numbers, in
+/// a shuffled order.
 pub fn build(sentences: &[&str], per_kind: usize, seed: u64) -> Vec<EvalRecord> {
     let mut rng = Rng::new(seed);
     let mut records = Vec::new();
-    for &kind in ALL_KINDS {
+    for &kind in ALL_KINDS.iter().filter(|&&k| k != PiiType::Name) {
         for _ in 0..per_kind {
             let real = sentences[rng.below(sentences.len())].trim();
             let phrase = *rng.pick(phrases(kind));
@@ -328,7 +333,7 @@ mod tests {
     #[test]
     fn gold_spans_hold_the_values() {
         let records = build(&["Había una vez un pueblo."], 3, 1);
-        assert_eq!(records.len(), 3 * ALL_KINDS.len());
+        assert_eq!(records.len(), 3 * (ALL_KINDS.len() - 1));
         for r in &records {
             for p in &r.pii {
                 assert!(r.text.is_char_boundary(p.start) && r.text.is_char_boundary(p.end));
@@ -352,7 +357,7 @@ mod tests {
         assert!(cpf.recall() > 0.9, "{cpf:?}");
         assert_eq!(
             report.keep_total.values().sum::<u64>(),
-            20 * ALL_KINDS.len() as u64
+            20 * (ALL_KINDS.len() as u64 - 1)
         );
     }
 }

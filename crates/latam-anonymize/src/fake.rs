@@ -325,9 +325,43 @@ pub fn contact(kind: PiiType, rng: &mut Rng) -> Option<String> {
     })
 }
 
+/// A person's name from the region's lists.
+pub fn name(rng: &mut Rng) -> String {
+    const FIRST_NAMES: &[&str] = &[
+        "Ana",
+        "Juan",
+        "María",
+        "José",
+        "Lucía",
+        "Pedro",
+        "Camila",
+        "Diego",
+        "Valentina",
+        "João",
+        "Fernanda",
+        "Luis",
+    ];
+    const LAST_NAMES: &[&str] = &[
+        "González",
+        "Silva",
+        "Rodríguez",
+        "Pérez",
+        "Santos",
+        "López",
+        "Mamani",
+        "Quispe",
+        "Oliveira",
+        "Fernández",
+    ];
+    format!("{} {}", rng.pick(FIRST_NAMES), rng.pick(LAST_NAMES))
+}
+
 /// Any kind, as its detector would find it (`IdDocument` values are the number alone; the
 /// keyword belongs to the sentence).
 pub fn value(kind: PiiType, rng: &mut Rng) -> String {
+    if kind == PiiType::Name {
+        return name(rng);
+    }
     identifier(kind, rng)
         .or_else(|| contact(kind, rng))
         .unwrap_or_else(|| {
