@@ -632,6 +632,39 @@ mod tests {
     }
 
     #[test]
+    fn look_alikes_of_every_identifier_are_refused() {
+        // For each type, every number that differs from a valid one in one body digit.
+        // Mod-11 schemes with weights prime to 11 refuse them all; schemes that collapse the
+        // check with `% 10`, Luhn, mod-10 and the date-only carné let some through.
+        for (name, check, example) in VALID {
+            let n: Vec<char> = normalize(example).chars().collect();
+            let (mut tried, mut refused) = (0, 0);
+            for i in 0..n.len() - 1 {
+                if !n[i].is_ascii_digit() {
+                    continue;
+                }
+                for d in '0'..='9' {
+                    if d == n[i] {
+                        continue;
+                    }
+                    let mut mutated = n.clone();
+                    mutated[i] = d;
+                    let mutated: String = mutated.into_iter().collect();
+                    tried += 1;
+                    refused += usize::from(!check(&mutated));
+                }
+            }
+            let share = refused as f64 / tried as f64;
+            // The carné has a date, not a check digit: the detector also demands its keyword.
+            let floor = if *name == "CU carné" { 0.25 } else { 0.8 };
+            assert!(
+                share >= floor,
+                "{name}: only {refused} of {tried} look-alikes refused"
+            );
+        }
+    }
+
+    #[test]
     fn single_digit_errors_in_the_body_are_caught() {
         // Mod-11 schemes with weights coprime to 11 and Luhn catch every single substitution.
         for (name, check, example) in [

@@ -485,6 +485,10 @@ pub fn find(text: &str, country: Option<&str>, enabled: &dyn Fn(PiiType) -> bool
             let Some(announced) = announced(text, start, detector.kind) else {
                 continue;
             };
+            // A Cuban carné has no check digit, only a date: it needs its keyword too.
+            if detector.kind == PiiType::CuCi && announced == 0 {
+                continue;
+            }
             candidates.push(Candidate {
                 finding: Finding {
                     kind: detector.kind,

@@ -288,6 +288,7 @@ mod tests {
             "ISBN 978-3-16-148410-0, artículo 62, altitud 3.640 m, 45,3 %.",
             "Expediente N° 12345-2020, versión 1.2.3.4.5, a las 10:30:00.",
             "Nacido el 12/03/1985, en el año 1999.",
+            "El lote 85013012345 salió de fábrica.",
             "La población creció de 1 234 567 a 2 345 678 en veinte años.",
             "Entre 1998 y 2002 llegaron 45 000 personas; el censo de 2010 contó 1.234.567.",
             "El CPF 384.951.276-29 tiene un dígito errado.",
