@@ -638,7 +638,7 @@ mod tests {
         // check with `% 10`, Luhn, mod-10 and the date-only carné let some through.
         for (name, check, example) in VALID {
             let n: Vec<char> = normalize(example).chars().collect();
-            let (mut tried, mut refused) = (0, 0);
+            let (mut tried, mut refused) = (0usize, 0usize);
             for i in 0..n.len() - 1 {
                 if !n[i].is_ascii_digit() {
                     continue;
