@@ -185,7 +185,7 @@ pub fn build(sentences: &[&str], per_kind: usize, seed: u64) -> Vec<EvalRecord> 
     for &kind in ALL_KINDS.iter().filter(|&&k| k != PiiType::Name) {
         for _ in 0..per_kind {
             let real = sentences[rng.below(sentences.len())].trim();
-            let phrase = *rng.pick(phrases(kind));
+            let phrase = rng.pick(phrases(kind));
             // Half the phones in national format.
             let value = if kind == PiiType::Phone && rng.below(2) == 0 {
                 crate::fake::national_phone(&mut rng)
@@ -193,7 +193,7 @@ pub fn build(sentences: &[&str], per_kind: usize, seed: u64) -> Vec<EvalRecord> 
                 value(kind, &mut rng)
             };
             let (keep_kind, keep_patterns) = KEEP[rng.below(KEEP.len())];
-            let keep_pattern = *rng.pick(keep_patterns);
+            let keep_pattern = rng.pick(keep_patterns);
             let keep_text = fill_digits(keep_pattern, &mut rng);
             let keep_sentence = format!("Se menciona {keep_text} en el informe.");
             let mut text = String::new();

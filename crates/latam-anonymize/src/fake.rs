@@ -34,8 +34,8 @@ impl Rng {
     }
 
     /// One of the items.
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
     }
 }
 
@@ -146,11 +146,9 @@ fn fill(pattern: &str, rng: &mut Rng) -> String {
             'd' => out.push(char::from(b'0' + rng.below(10) as u8)),
             'x' => out.push(char::from(b'0' + rng.below(6) as u8)),
             'L' => out.push(char::from(b'A' + rng.below(26) as u8)),
-            'C' => out.push(char::from(*rng.pick(CONSONANTS))),
-            'V' => out.push(char::from(*rng.pick(b"AEIOU"))),
-            'w' => out.push(char::from(
-                *rng.pick(b"0123456789ABCDEFGHIJKLMNPQRSTUVWXYZ"),
-            )),
+            'C' => out.push(char::from(rng.pick(CONSONANTS))),
+            'V' => out.push(char::from(rng.pick(b"AEIOU"))),
+            'w' => out.push(char::from(rng.pick(b"0123456789ABCDEFGHIJKLMNPQRSTUVWXYZ"))),
             'D' | 'E' => {
                 let (year, month, day) = (40 + rng.below(60), 1 + rng.below(12), 1 + rng.below(28));
                 let (first, last) = if c == 'D' { (year, day) } else { (day, year) };
@@ -187,7 +185,7 @@ fn solve(filled: &str, alphabet: &str, valid: fn(&str) -> bool) -> Option<String
 pub fn identifier(kind: PiiType, rng: &mut Rng) -> Option<String> {
     let template = template(kind)?;
     for _ in 0..10_000 {
-        let pattern = *rng.pick(template.patterns);
+        let pattern = rng.pick(template.patterns);
         let filled = fill(pattern, rng);
         if let Some(value) = solve(&filled, template.checks, template.valid) {
             return Some(value);
@@ -196,32 +194,51 @@ pub fn identifier(kind: PiiType, rng: &mut Rng) -> Option<String> {
     None
 }
 
-const FIRST: &[&str] = &[
-    "ana",
-    "juan",
-    "maria",
-    "jose",
-    "lucia",
-    "pedro",
-    "camila",
-    "diego",
-    "valentina",
-    "joao",
-    "fernanda",
-    "luis",
+/// First and last names for synthetic people (e-mail addresses use them folded to ASCII).
+const FIRST_NAMES: &[&str] = &[
+    "Ana",
+    "Juan",
+    "María",
+    "José",
+    "Lucía",
+    "Pedro",
+    "Camila",
+    "Diego",
+    "Valentina",
+    "João",
+    "Fernanda",
+    "Luis",
 ];
-const LAST: &[&str] = &[
-    "gonzalez",
-    "silva",
-    "rodriguez",
-    "perez",
-    "santos",
-    "lopez",
-    "mamani",
-    "quispe",
-    "oliveira",
-    "fernandez",
+const LAST_NAMES: &[&str] = &[
+    "González",
+    "Silva",
+    "Rodríguez",
+    "Pérez",
+    "Santos",
+    "López",
+    "Mamani",
+    "Quispe",
+    "Oliveira",
+    "Fernández",
 ];
+
+/// A name as the local part of an e-mail address: lower case, accents dropped.
+fn email_part(name: &str) -> String {
+    name.to_lowercase()
+        .chars()
+        .map(|c| match c {
+            'á' | 'à' | 'ã' | 'â' => 'a',
+            'é' | 'ê' => 'e',
+            'í' => 'i',
+            'ó' | 'õ' | 'ô' => 'o',
+            'ú' | 'ü' => 'u',
+            'ç' => 'c',
+            'ñ' => 'n',
+            other => other,
+        })
+        .collect()
+}
+
 const DOMAINS: &[&str] = &[
     "gmail.com",
     "hotmail.com",
@@ -280,7 +297,7 @@ const NATIONAL_PHONES: &[(&str, &str)] = &[
 /// A phone number in national format, valid in its country by libphonenumber's metadata.
 pub fn national_phone(rng: &mut Rng) -> String {
     loop {
-        let (country, pattern) = *rng.pick(NATIONAL_PHONES);
+        let (country, pattern) = rng.pick(NATIONAL_PHONES);
         let value = fill(pattern, rng);
         if crate::detect::national_phone(&value, Some(country)) {
             return value;
@@ -294,14 +311,14 @@ pub fn contact(kind: PiiType, rng: &mut Rng) -> Option<String> {
         PiiType::Email => {
             format!(
                 "{}.{}{}@{}",
-                rng.pick(FIRST),
-                rng.pick(LAST),
+                email_part(rng.pick(FIRST_NAMES)),
+                email_part(rng.pick(LAST_NAMES)),
                 rng.below(100),
                 rng.pick(DOMAINS)
             )
         }
         PiiType::Phone => {
-            let pattern = *rng.pick(PHONES);
+            let pattern = rng.pick(PHONES);
             fill(pattern, rng)
         }
         PiiType::Ip => {
@@ -325,34 +342,8 @@ pub fn contact(kind: PiiType, rng: &mut Rng) -> Option<String> {
     })
 }
 
-/// A person's name from the region's lists.
+/// A person's name.
 pub fn name(rng: &mut Rng) -> String {
-    const FIRST_NAMES: &[&str] = &[
-        "Ana",
-        "Juan",
-        "María",
-        "José",
-        "Lucía",
-        "Pedro",
-        "Camila",
-        "Diego",
-        "Valentina",
-        "João",
-        "Fernanda",
-        "Luis",
-    ];
-    const LAST_NAMES: &[&str] = &[
-        "González",
-        "Silva",
-        "Rodríguez",
-        "Pérez",
-        "Santos",
-        "López",
-        "Mamani",
-        "Quispe",
-        "Oliveira",
-        "Fernández",
-    ];
     format!("{} {}", rng.pick(FIRST_NAMES), rng.pick(LAST_NAMES))
 }
 
@@ -365,7 +356,7 @@ pub fn value(kind: PiiType, rng: &mut Rng) -> String {
     identifier(kind, rng)
         .or_else(|| contact(kind, rng))
         .unwrap_or_else(|| {
-            let pattern = *rng.pick(&["dd.ddd.ddd", "d.ddd.ddd", "ddddddddd"]);
+            let pattern = rng.pick(&["dd.ddd.ddd", "d.ddd.ddd", "ddddddddd"]);
             fill(pattern, rng)
         })
 }

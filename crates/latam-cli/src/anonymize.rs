@@ -133,7 +133,12 @@ fn redact_record(step: &latam_anonymize::Anonymize, line: &str) -> Result<Vec<u8
     let Some(Value::String(text)) = record.get("text") else {
         return Err("no `text` field holding a string".into());
     };
-    let (redacted, found) = step.redact(text);
+    // The country, when the record has one, decides how national phone numbers are read.
+    let country = record
+        .get("metadata")
+        .and_then(|m| m.get("country"))
+        .and_then(Value::as_str);
+    let (redacted, found) = step.redact_in(text, country);
     record.insert("text".into(), Value::String(redacted));
     let metadata = record
         .entry("metadata")
