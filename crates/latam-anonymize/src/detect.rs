@@ -215,7 +215,7 @@ static DETECTORS: LazyLock<Vec<Detector>> = LazyLock::new(|| {
         d(PiiType::MxCurp, r"(?-u:\b)[A-Z][AEIOUX][A-Z]{2}\d{6}[HMX][A-Z]{2}[B-DF-HJ-NP-TV-Z]{3}[0-9A-Z]\d(?-u:\b)".into(), checks::mx_curp),
         d(PiiType::MxRfc, r"(?-u:\b)[A-ZÑ&]{3,4}\d{6}[A-Z0-9]{2}[0-9A](?-u:\b)".into(), checks::mx_rfc),
         d(PiiType::BrCnpj, r"(?-u:\b)[0-9A-Z]{2}\.?[0-9A-Z]{3}\.?[0-9A-Z]{3}/?[0-9A-Z]{4}-?\d{2}(?-u:\b)".into(), checks::br_cnpj),
-        d(PiiType::Card, r"(?-u:\b)\d{4}[ \-]?\d{4}[ \-]?\d{4}[ \-]?\d{1,4}(?:[ \-]?\d{1,3})?(?-u:\b)".into(), checks::payment_card),
+        d(PiiType::Card, r"(?-u:\b)\d(?:[ \-]?\d){12,18}(?-u:\b)".into(), checks::payment_card),
         d(PiiType::ArCbu, r"(?-u:\b)\d{22}(?-u:\b)".into(), checks::ar_cbu),
         d(PiiType::GtCui, r"(?-u:\b)\d{4} ?\d{5} ?\d{4}(?-u:\b)".into(), checks::gt_cui),
         d(PiiType::EcRuc, r"(?-u:\b)\d{13}(?-u:\b)".into(), checks::ec_ruc),

@@ -242,6 +242,10 @@ mod tests {
                 "Tarjeta [CARD] vence pronto.",
             ),
             (
+                "Amex 3782 822463 10005 y Diners 3056-930902-5904.",
+                "Amex [CARD] y Diners [CARD].",
+            ),
+            (
                 "Escribime a juan.perez@correo.com.ar o llamame al +54 9 11 2345 6789.",
                 "Escribime a [EMAIL] o llamame al [PHONE].",
             ),
