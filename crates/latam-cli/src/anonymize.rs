@@ -1,16 +1,14 @@
 //! `latam anonymize`: JSONL in, JSONL out.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use latam_anonymize::{AnonymizeConfig, RedactMode};
 use latam_core::{Document, FieldNames};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::{EXIT_INPUT_ERRORS, Failure};
+use crate::Failure;
 
 /// Reads JSONL documents, writes them with `text` redacted and `metadata.pii` = the list of
 /// `{type, start, end}` found (byte offsets into the original text); every other field is kept.
@@ -79,78 +77,19 @@ pub(crate) fn run(args: &AnonymizeArgs) -> Result<u8, Failure> {
     if let Some(path) = &args.eval {
         return evaluate(&step, path, args.json);
     }
-    let input: Box<dyn BufRead> = match &args.input {
-        Some(path) => Box::new(BufReader::new(
-            File::open(path)
-                .with_context(|| format!("cannot open {}", path.display()))
-                .map_err(Failure::usage)?,
-        )),
-        None => Box::new(std::io::stdin().lock()),
-    };
-    let output: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        ),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let mut output = BufWriter::new(output);
-    let source = args
-        .input
-        .as_ref()
-        .map_or_else(|| "stdin".to_owned(), |p| p.display().to_string());
-    let mut errors = 0usize;
-    for (index, line) in input.split(b'\n').enumerate() {
-        let line = line.with_context(|| format!("reading {source}"))?;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let redacted = std::str::from_utf8(&line)
-            .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))
-            .and_then(|text| redact_record(&step, text));
-        match redacted {
-            Ok(record) => {
-                output.write_all(&record)?;
-                output.write_all(b"\n")?;
-            }
-            Err(error) => {
-                errors += 1;
-                eprintln!("{source}:{}: {error}", index + 1);
-            }
-        }
-    }
-    output.flush()?;
-    Ok(if errors > 0 { EXIT_INPUT_ERRORS } else { 0 })
-}
-
-/// One JSONL record with `text` redacted and `metadata.pii` added; every other field, and the
-/// order of fields, as it came.
-fn redact_record(step: &latam_anonymize::Anonymize, line: &str) -> Result<Vec<u8>, String> {
-    let mut value: Value =
-        serde_json::from_str(line).map_err(|e| format!("malformed JSON: {e}"))?;
-    let Value::Object(record) = &mut value else {
-        return Err("expected a JSON object".into());
-    };
-    let Some(Value::String(text)) = record.get("text") else {
-        return Err("no `text` field holding a string".into());
-    };
-    // The country, when the record has one, decides how national phone numbers are read.
-    let country = record
-        .get("metadata")
-        .and_then(|m| m.get("country"))
-        .and_then(Value::as_str);
-    let (redacted, found) = step.redact_in(text, country);
-    record.insert("text".into(), Value::String(redacted));
-    let metadata = record
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let Value::Object(metadata) = metadata else {
-        return Err("`metadata` is not an object".into());
-    };
-    metadata.insert(
-        "pii".into(),
-        serde_json::to_value(&found).map_err(|e| e.to_string())?,
-    );
-    serde_json::to_vec(&value).map_err(|e| e.to_string())
+    crate::jsonl::filter(args.input.as_deref(), args.output.as_deref(), |record| {
+        let text = crate::jsonl::text(record)?;
+        // The country, when the record has one, decides how national phone numbers are read.
+        let country = record
+            .get("metadata")
+            .and_then(|m| m.get("country"))
+            .and_then(Value::as_str);
+        let (redacted, found) = step.redact_in(text, country);
+        record.insert("text".into(), Value::String(redacted));
+        let pii = serde_json::to_value(&found).map_err(|e| e.to_string())?;
+        crate::jsonl::metadata(record)?.insert("pii".into(), pii);
+        Ok(())
+    })
 }
 
 /// Real sentences of the bundled sample (40 to 240 bytes).

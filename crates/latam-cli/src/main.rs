@@ -3,6 +3,8 @@
 mod anonymize;
 mod bench;
 mod corpus;
+mod jsonl;
+mod langid;
 mod progress;
 
 use std::process::ExitCode;
@@ -39,6 +41,8 @@ enum Command {
     /// Redact personal data (national IDs with check digits, e-mails, phones, cards, IPs) in
     /// JSONL documents.
     Anonymize(anonymize::AnonymizeArgs),
+    /// Label JSONL documents with their language (ISO 639-3) and a score.
+    Langid(langid::LangidArgs),
     /// Measure throughput and memory of the pipeline.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Corpus(command) => corpus::run(command),
         Command::Anonymize(args) => anonymize::run(&args),
+        Command::Langid(args) => langid::run(&args),
         Command::Bench(command) => bench::run(command),
     };
     match result {

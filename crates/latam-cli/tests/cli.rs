@@ -720,3 +720,30 @@ fn anonymize_on_stdin_and_stdout_and_in_a_pipeline() {
     let kept = read_parts(&s.path("out/documents"));
     assert_eq!(kept[0]["text"], "Meu CPF: [CPF], e-mail [EMAIL].");
 }
+
+#[test]
+fn langid_labels_jsonl_documents() {
+    let s = Scratch::new();
+    let input = concat!(
+        "{\"id\":\"a\",\"text\":\"A língua portuguesa é falada no Brasil, em Portugal e em vários países da África.\",\"url\":\"u\"}\n",
+        "{\"id\":\"b\",\"text\":\"La Constitución establece que la soberanía reside en el pueblo de Chile.\",\"metadata\":{\"source\":\"x\"}}\n",
+        "{\"id\":\"c\"}\n",
+    );
+    s.write("in.jsonl", input.as_bytes());
+    let run = s.run(&["langid", "--input", "in.jsonl"]).expect(1);
+    assert!(
+        run.stderr().contains("in.jsonl:3: no `text` field"),
+        "{}",
+        run.stderr()
+    );
+    let docs: Vec<serde_json::Value> = run
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs[0]["metadata"]["language"], "por");
+    assert_eq!(docs[0]["url"], "u");
+    assert_eq!(docs[1]["metadata"]["language"], "spa");
+    assert_eq!(docs[1]["metadata"]["source"], "x", "metadata is kept");
+    assert!(docs[1]["metadata"]["language_score"].as_f64().unwrap() > 0.0);
+}
