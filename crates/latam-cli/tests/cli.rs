@@ -287,11 +287,7 @@ fn malformed_lines_are_reported_with_file_and_line_and_the_rest_goes_on() {
         ])
         .expect(1);
     assert!(run.stderr().contains("errors.jsonl"), "{}", run.stderr());
-    let errors: Vec<serde_json::Value> = std::fs::read_to_string(s.path("out/errors.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let errors = util::read_jsonl(&s.path("out/errors.jsonl"));
     let summary: Vec<(u64, &str)> = errors
         .iter()
         .map(|e| (e["line"].as_u64().unwrap(), e["error"].as_str().unwrap()))
@@ -652,11 +648,7 @@ fn anonymize_on_stdin_and_stdout_and_in_a_pipeline() {
         "{}",
         out.stderr()
     );
-    let docs: Vec<serde_json::Value> = out
-        .stdout()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let docs = out.json_lines();
     assert_eq!(docs[0]["text"], "Meu CPF: [CPF], e-mail [EMAIL].");
     assert_eq!(docs[0]["url"], "u", "other fields are kept");
     assert_eq!(docs[0]["metadata"]["source"], "x");
@@ -687,16 +679,13 @@ fn anonymize_on_stdin_and_stdout_and_in_a_pipeline() {
     );
 
     // Pseudonyms: the key comes from the environment only.
-    let run = s
-        .command(&["anonymize", "--input", "in.jsonl", "--mode", "pseudonym"])
-        .env("LATAM_ANONYMIZE_KEY", "a key for this test only")
-        .output()
-        .unwrap();
-    let fakes: Vec<serde_json::Value> = String::from_utf8(run.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let run = util::Run(
+        s.command(&["anonymize", "--input", "in.jsonl", "--mode", "pseudonym"])
+            .env("LATAM_ANONYMIZE_KEY", "a key for this test only")
+            .output()
+            .unwrap(),
+    );
+    let fakes = run.expect(0).json_lines();
     let text = fakes[0]["text"].as_str().unwrap();
     assert!(
         text.starts_with("Meu CPF: ")
@@ -736,11 +725,7 @@ fn langid_labels_jsonl_documents() {
         "{}",
         run.stderr()
     );
-    let docs: Vec<serde_json::Value> = run
-        .stdout()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let docs = run.json_lines();
     assert_eq!(docs[0]["metadata"]["language"], "por");
     assert_eq!(docs[0]["url"], "u");
     assert_eq!(docs[1]["metadata"]["language"], "spa");

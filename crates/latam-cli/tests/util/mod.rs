@@ -62,6 +62,14 @@ impl Run {
     pub fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.0.stdout).into_owned()
     }
+    /// Standard output as JSON lines.
+    pub fn json_lines(&self) -> Vec<Value> {
+        self.stdout()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+
     /// Asserts the exit status, showing stderr when it differs.
     pub fn expect(self, code: i32) -> Self {
         assert_eq!(self.code(), code, "stderr:\n{}", self.stderr());
