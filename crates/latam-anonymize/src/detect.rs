@@ -165,8 +165,8 @@ enum Check {
     InContext(fn(&str, usize, usize) -> bool),
     /// A name whose first word is a known first or last name.
     KnownName,
-    /// A phone number in national format: after a phone keyword, valid by libphonenumber's
-    /// metadata for the document's country (or any country of the region).
+    /// A phone number in national format, valid by libphonenumber's metadata for the
+    /// document's country (or any country of the region); the detector wants a phone keyword.
     NationalPhone,
 }
 
@@ -177,6 +177,8 @@ struct Detector {
     check: Check,
     /// The capture group holding the value (1 for keyword patterns, 0 otherwise).
     group: usize,
+    /// Only after one of its keywords: kinds whose own check is weak (a date, a phone plan).
+    needs_keyword: bool,
 }
 
 fn re(pattern: &str) -> Regex {
@@ -202,15 +204,17 @@ static DETECTORS: LazyLock<Vec<Detector>> = LazyLock::new(|| {
         pattern: re(&pattern),
         check: Check::Normalized(check),
         group: 0,
+        needs_keyword: false,
     };
     let in_context = |pattern: &str, check| Detector {
         kind: PiiType::Ip,
         pattern: re(pattern),
         check: Check::InContext(check),
         group: 0,
+        needs_keyword: false,
     };
     vec![
-        Detector { kind: PiiType::Email, pattern: re(r"[\p{L}\p{N}._%+\-]+@[\p{L}\p{N}\-]+(?:\.[\p{L}\p{N}\-]+)*\.[A-Za-z]{2,}"), check: Check::Pattern, group: 0 },
+        Detector { kind: PiiType::Email, pattern: re(r"[\p{L}\p{N}._%+\-]+@[\p{L}\p{N}\-]+(?:\.[\p{L}\p{N}\-]+)*\.[A-Za-z]{2,}"), check: Check::Pattern, group: 0, needs_keyword: false },
         d(PiiType::Iban, r"(?-u:\b)[A-Z]{2}\d{2}(?: ?[0-9A-Z]{4}){2,7}(?: ?[0-9A-Z]{1,4})?(?-u:\b)".into(), checks::iban),
         d(PiiType::MxCurp, r"(?-u:\b)[A-Z][AEIOUX][A-Z]{2}\d{6}[HMX][A-Z]{2}[B-DF-HJ-NP-TV-Z]{3}[0-9A-Z]\d(?-u:\b)".into(), checks::mx_curp),
         d(PiiType::MxRfc, r"(?-u:\b)[A-ZÑ&]{3,4}\d{6}[A-Z0-9]{2}[0-9A](?-u:\b)".into(), checks::mx_rfc),
@@ -235,7 +239,8 @@ static DETECTORS: LazyLock<Vec<Detector>> = LazyLock::new(|| {
         d(PiiType::GtNit, r"(?-u:\b)\d{5,10}-[\dK](?-u:\b)".into(), checks::gt_nit),
         d(PiiType::PyRuc, r"(?-u:\b)\d{5,9}-\d(?-u:\b)".into(), checks::py_ruc),
         d(PiiType::DoRnc, r"(?-u:\b)\d-?\d{2}-?\d{5}-?\d(?-u:\b)".into(), checks::do_rnc),
-        d(PiiType::CuCi, r"(?-u:\b)\d{11}(?-u:\b)".into(), checks::cu_ni),
+        // A Cuban carné has no check digit, only a date.
+        Detector { needs_keyword: true, ..d(PiiType::CuCi, r"(?-u:\b)\d{11}(?-u:\b)".into(), checks::cu_ni) },
         in_context(r"(?-u:\b)(?:\d{1,3}\.){3}\d{1,3}(?-u:\b)", is_ipv4),
         in_context(r"(?i)(?:(?-u:\b)[0-9a-f]{1,4})?(?::{1,2}[0-9a-f]{1,4}){2,7}(?:::)?", is_ipv6),
         d(PiiType::Phone, r"\+\d{1,3}[ \-.]?(?:\(?\d{1,4}\)?[ \-.]?){2,5}\d{2,4}(?-u:\b)".into(), checks::phone_latam),
@@ -243,7 +248,7 @@ static DETECTORS: LazyLock<Vec<Detector>> = LazyLock::new(|| {
             kind: PiiType::Phone,
             pattern: re(r"(?:\(\d{1,4}\) ?|(?-u:\b)\d{1,4}[ .\-])(?:\d{2,5}[ .\-]?){1,3}\d{2,5}(?-u:\b)"),
             check: Check::NationalPhone,
-            group: 0,
+            group: 0, needs_keyword: true,
         },
         Detector {
             kind: PiiType::IdDocument,
@@ -254,7 +259,7 @@ static DETECTORS: LazyLock<Vec<Detector>> = LazyLock::new(|| {
                 r"(?-u:\b)"
             )),
             check: Check::Pattern,
-            group: 1,
+            group: 1, needs_keyword: false,
         },
         Detector {
             kind: PiiType::Name,
@@ -264,7 +269,7 @@ static DETECTORS: LazyLock<Vec<Detector>> = LazyLock::new(|| {
                 r"(\p{Lu}\p{Ll}+(?:\s+(?:(?:de|del|da|do|dos|das|la|y|e)\s+)?\p{Lu}\p{Ll}+){0,3})"
             )),
             check: Check::KnownName,
-            group: 1,
+            group: 1, needs_keyword: false,
         },
     ]
 });
@@ -284,6 +289,15 @@ fn is_ipv6(text: &str, start: usize, end: usize) -> bool {
     value.parse::<std::net::Ipv6Addr>().is_ok()
         && value.chars().filter(char::is_ascii_hexdigit).count() >= 4
 }
+
+/// What "cédula" announces, with or without its accent.
+const CEDULA: &[PiiType] = &[
+    PiiType::UyCi,
+    PiiType::EcCedula,
+    PiiType::DoCedula,
+    PiiType::NiCedula,
+    PiiType::IdDocument,
+];
 
 /// Keywords people write before an identifier, and the kinds they announce.
 const KEYWORDS: &[(&str, &[PiiType])] = &[
@@ -307,26 +321,8 @@ const KEYWORDS: &[(&str, &[PiiType])] = &[
     ("IBAN", &[PiiType::Iban]),
     ("TARJETA", &[PiiType::Card]),
     ("CARTÃO", &[PiiType::Card]),
-    (
-        "CÉDULA",
-        &[
-            PiiType::UyCi,
-            PiiType::EcCedula,
-            PiiType::DoCedula,
-            PiiType::NiCedula,
-            PiiType::IdDocument,
-        ],
-    ),
-    (
-        "CEDULA",
-        &[
-            PiiType::UyCi,
-            PiiType::EcCedula,
-            PiiType::DoCedula,
-            PiiType::NiCedula,
-            PiiType::IdDocument,
-        ],
-    ),
+    ("CÉDULA", CEDULA),
+    ("CEDULA", CEDULA),
     ("C.I.", &[PiiType::UyCi, PiiType::IdDocument]),
     ("CI", &[PiiType::UyCi, PiiType::IdDocument]),
     ("IDENTIDAD", &[PiiType::CuCi, PiiType::IdDocument]),
@@ -464,6 +460,15 @@ pub fn find(text: &str, country: Option<&str>, enabled: &dyn Fn(PiiType) -> bool
                 continue;
             };
             let (start, end) = (m.start(), m.end());
+            // A required keyword is looked for first: it is cheaper than some checks.
+            let keyword = if detector.needs_keyword {
+                match announced(text, start, detector.kind) {
+                    Some(score) if score > 0 => Some(score),
+                    _ => continue,
+                }
+            } else {
+                None
+            };
             let ok = match detector.check {
                 Check::Pattern => true,
                 Check::Normalized(check) => {
@@ -474,21 +479,14 @@ pub fn find(text: &str, country: Option<&str>, enabled: &dyn Fn(PiiType) -> bool
                     let first = m.as_str().split_whitespace().next().unwrap_or_default();
                     NAMES.contains(first)
                 }
-                Check::NationalPhone => {
-                    announced(text, start, PiiType::Phone).is_some_and(|a| a > 0)
-                        && national_phone(m.as_str(), country)
-                }
+                Check::NationalPhone => national_phone(m.as_str(), country),
             };
             if !ok {
                 continue;
             }
-            let Some(announced) = announced(text, start, detector.kind) else {
+            let Some(announced) = keyword.or_else(|| announced(text, start, detector.kind)) else {
                 continue;
             };
-            // A Cuban carné has no check digit, only a date: it needs its keyword too.
-            if detector.kind == PiiType::CuCi && announced == 0 {
-                continue;
-            }
             candidates.push(Candidate {
                 finding: Finding {
                     kind: detector.kind,

@@ -247,25 +247,30 @@ pub struct KindScore {
     pub false_negatives: u64,
 }
 
+/// `part / whole`, 1 for an empty whole.
+fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        1.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
 impl KindScore {
     /// TP / (TP + FP); 1 when nothing was found.
     pub fn precision(&self) -> f64 {
-        let found = self.true_positives + self.false_positives;
-        if found == 0 {
-            1.0
-        } else {
-            self.true_positives as f64 / found as f64
-        }
+        share(
+            self.true_positives,
+            self.true_positives + self.false_positives,
+        )
     }
 
     /// TP / (TP + FN); 1 when there was nothing to find.
     pub fn recall(&self) -> f64 {
-        let gold = self.true_positives + self.false_negatives;
-        if gold == 0 {
-            1.0
-        } else {
-            self.true_positives as f64 / gold as f64
-        }
+        share(
+            self.true_positives,
+            self.true_positives + self.false_negatives,
+        )
     }
 }
 
