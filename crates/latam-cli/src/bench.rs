@@ -40,11 +40,9 @@ pub(crate) fn run(command: BenchCommand) -> Result<u8, Failure> {
     let workers = args.workers.unwrap_or_else(default_workers);
     let dir = tempfile::tempdir()?;
     let options = RunOptions {
-        inputs,
-        output: dir.path().join("out"),
         workers,
-        overwrite: false,
         command: std::env::args().collect(),
+        ..RunOptions::new(inputs, dir.path().join("out"))
     };
     let cpu_before = cpu_seconds();
     let started = Instant::now();

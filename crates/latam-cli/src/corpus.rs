@@ -141,11 +141,10 @@ fn run_pipeline(args: &RunArgs) -> Result<u8, Failure> {
         tracing::warn!("{} is empty", input.name);
     }
     let options = RunOptions {
-        inputs,
-        output: args.output.clone(),
         workers: args.workers.unwrap_or_else(default_workers),
         overwrite: args.overwrite,
         command: std::env::args().collect(),
+        ..RunOptions::new(inputs, &args.output)
     };
     let progress = make_progress(args.progress);
     let summary =
@@ -164,7 +163,7 @@ fn run_pipeline(args: &RunArgs) -> Result<u8, Failure> {
 }
 
 /// The table at the end of a run, on stderr.
-fn print_summary(summary: &RunSummary) {
+pub(crate) fn print_summary(summary: &RunSummary) {
     let s = &summary.stats;
     let mut out = String::new();
     let _ = writeln!(

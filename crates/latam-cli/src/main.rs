@@ -3,6 +3,8 @@
 mod anonymize;
 mod bench;
 mod corpus;
+mod dedup;
+mod dedup_eval;
 mod jsonl;
 mod langid;
 mod progress;
@@ -38,6 +40,10 @@ enum Command {
     /// Curate a pre-training corpus: normalize, identify languages, filter, deduplicate.
     #[command(subcommand)]
     Corpus(corpus::CorpusCommand),
+    /// Deduplicate at cluster scale: near-duplicate detection stage by stage, and its
+    /// evaluation.
+    #[command(subcommand)]
+    Dedup(dedup::DedupCommand),
     /// Redact personal data (national IDs with check digits, e-mails, phones, cards, IPs) in
     /// JSONL documents.
     Anonymize(anonymize::AnonymizeArgs),
@@ -84,6 +90,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Corpus(command) => corpus::run(command),
+        Command::Dedup(command) => dedup::run(command),
         Command::Anonymize(args) => anonymize::run(&args),
         Command::Langid(args) => langid::run(&args),
         Command::Bench(command) => bench::run(command),

@@ -16,4 +16,4 @@ mod document;
 mod step;
 
 pub use document::{Document, DocumentError, FieldNames};
-pub use step::{OrderedStep, Step, Verdict};
+pub use step::{CorpusStep, OrderedStep, Position, Step, Verdict, position};

@@ -48,3 +48,33 @@ pub trait OrderedStep: Send + Sync {
     /// Decides on the next document, in corpus order.
     fn admit(&mut self, key: u128) -> Verdict;
 }
+
+/// Where a document sits in the corpus: `input << 40 | line`, the index of its input file in
+/// the run's ordered inputs and its 1-based line (row) there. Ordering positions is ordering
+/// the corpus, and a position does not depend on workers, shards or staged tasks.
+pub type Position = u64;
+
+/// The position of line `line` of input `input`.
+pub fn position(input: u32, line: u64) -> Position {
+    (u64::from(input) << 40) | (line & ((1 << 40) - 1))
+}
+
+/// A step that must see the whole corpus before it decides (near-duplicate clusters keep one
+/// document of each cluster, and the one kept learns its cluster's size). The engine runs it in
+/// two passes: a scan shows it a sketch of every document that reaches it, in corpus order; then
+/// it plans, writing its decisions under its work directory; the final pass applies them.
+/// A plan on disk is reused, so a resumed run does not scan again.
+pub trait CorpusStep: Send + Sync {
+    /// Opens the work directory: `Ok(true)` when a finished plan was found there and loaded
+    /// (no scan needed), `Ok(false)` when the step needs a scan.
+    fn open(&mut self, dir: &std::path::Path) -> std::io::Result<bool>;
+    /// What the step keeps of a document, computed in parallel during the scan.
+    fn sketch(&self, doc: &Document) -> Vec<u64>;
+    /// Takes the sketch of the next document (its id too), in corpus order.
+    fn observe(&mut self, at: Position, id: &str, sketch: Vec<u64>) -> std::io::Result<()>;
+    /// After the scan: decides, and saves the plan under the work directory.
+    fn plan(&mut self) -> std::io::Result<()>;
+    /// The final pass, in parallel: the verdict on the document at `at`, which the step may
+    /// annotate or rewrite.
+    fn apply(&self, doc: &mut Document, at: Position) -> Verdict;
+}

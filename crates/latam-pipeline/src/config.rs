@@ -6,7 +6,7 @@ use std::path::Path;
 
 use latam_anonymize::AnonymizeConfig;
 use latam_core::FieldNames;
-use latam_dedup::DedupExactConfig;
+use latam_dedup::{DedupExactConfig, DedupMinhashConfig, DedupParagraphConfig};
 use latam_io::{Compression, OutputFormat, ReadOptions};
 use latam_langid::DetectLanguageConfig;
 use latam_text::{FilterLengthConfig, FilterQualityConfig, NormalizeConfig};
@@ -114,6 +114,10 @@ pub enum StepConfig {
     FilterMetadata(FilterMetadataConfig),
     /// Exact duplicates by normalized-text hash.
     DedupExact(DedupExactConfig),
+    /// Near-duplicates by MinHash-LSH (corpus-wide: scans first).
+    DedupMinhash(DedupMinhashConfig),
+    /// Lines seen in earlier documents removed (corpus-wide: scans first).
+    DedupParagraph(DedupParagraphConfig),
     /// Personal data redacted, recorded in `metadata.pii`.
     Anonymize(AnonymizeConfig),
 }
@@ -129,7 +133,15 @@ impl StepConfig {
             Self::FilterMetadata(_) => "filter_metadata",
             Self::DedupExact(_) => "dedup_exact",
             Self::Anonymize(_) => "anonymize",
+            Self::DedupMinhash(_) => "dedup_minhash",
+            Self::DedupParagraph(_) => "dedup_paragraph",
         }
+    }
+
+    /// Whether the step decides from the whole corpus, scanned before the documents are
+    /// written.
+    pub fn is_corpus_wide(&self) -> bool {
+        matches!(self, Self::DedupMinhash(_) | Self::DedupParagraph(_))
     }
 }
 

@@ -13,13 +13,13 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use latam_core::{Document, FieldNames, Verdict};
+use latam_core::{CorpusStep, Document, FieldNames, Position, Verdict, position};
 use latam_io::{
     InputFile, OutputFormat, ReadOptions, Record, RecordKind, RecordReader, encode_jsonl_block,
 };
@@ -50,6 +50,27 @@ pub struct RunOptions {
     pub overwrite: bool,
     /// The command line, recorded in the manifest.
     pub command: Vec<String>,
+    /// The index of the first input in the whole corpus: a staged task that reads a slice of
+    /// the inputs gives its first one's index, so positions are those of the whole corpus.
+    pub first_input: u32,
+    /// Work directories of corpus-wide steps, by step name, instead of
+    /// `OUT/.latam/steps/<name>/` (a staged filter task points at the clusters of its run).
+    pub step_dirs: BTreeMap<String, PathBuf>,
+}
+
+impl RunOptions {
+    /// Options for a run of `inputs` into `output`: one worker, no overwrite.
+    pub fn new(inputs: Vec<InputFile>, output: impl Into<PathBuf>) -> Self {
+        Self {
+            inputs,
+            output: output.into(),
+            workers: 1,
+            overwrite: false,
+            command: Vec::new(),
+            first_input: 0,
+            step_dirs: BTreeMap::new(),
+        }
+    }
 }
 
 /// An unreadable record: `errors.jsonl` holds one per line.
@@ -110,6 +131,8 @@ impl Fate {
 pub(crate) enum Slot {
     Doc {
         doc: Document,
+        /// Its position in the corpus.
+        at: Position,
         read_bytes: u64,
         fate: Fate,
     },
@@ -166,7 +189,6 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<RunSummary, PipelineError> {
     let started = Instant::now();
-    let mut stages = build_stages(config)?;
     let names = config.step_names();
     let step_ids: Vec<(String, String)> = names
         .iter()
@@ -174,17 +196,74 @@ pub fn run(
         .map(|(n, s)| (n.clone(), s.type_name().to_owned()))
         .collect();
     let out = OutputDir::prepare(&options.output, config, &options.inputs, options.overwrite)?;
-
-    let finished = out.finished_shards(&step_ids);
-    let ordered = ordered_steps(&stages);
-    replay_finished(&out, &mut stages, &ordered, finished)?;
-
     let workers = options.workers.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
         .thread_name(|i| format!("latam-worker-{i}"))
         .build()
         .map_err(|e| PipelineError::Internal(format!("cannot start worker threads: {e}")))?;
+    let fields = config.input.read_options().fields;
+    let context = Context {
+        pool: &pool,
+        names: &names,
+        step_ids: &step_ids,
+        inputs: &options.inputs,
+        first_input: options.first_input,
+        fields: &fields,
+        output: &config.output,
+    };
+    let step_dirs: Vec<PathBuf> = names
+        .iter()
+        .map(|name| {
+            options
+                .step_dirs
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| out.step_dir(name))
+        })
+        .collect();
+
+    // Corpus-wide steps first scan the corpus, each over the steps before it.
+    let corpus: Vec<usize> = (0..config.steps.len())
+        .filter(|&i| config.steps[i].is_corpus_wide())
+        .collect();
+    for &step in &corpus {
+        let mut stages = build_stages(config)?;
+        stages.truncate(step + 1);
+        let mut needs_scan = false;
+        for &h in corpus.iter().take_while(|&&h| h <= step) {
+            needs_scan = !open_corpus_step(&mut stages[h], &names[h], &step_dirs[h])?;
+        }
+        if needs_scan {
+            tracing::info!("scanning the corpus for `{}`", names[step]);
+            let (before, last) = stages.split_at_mut(step);
+            let Stage::Corpus(corpus) = &mut last[0] else {
+                unreachable!("a corpus-wide step")
+            };
+            scan(
+                &context,
+                config,
+                options,
+                before,
+                (names[step].as_str(), corpus.as_mut()),
+                progress,
+            )?;
+        }
+    }
+
+    let mut stages = build_stages(config)?;
+    for &h in &corpus {
+        if !open_corpus_step(&mut stages[h], &names[h], &step_dirs[h])? {
+            return Err(PipelineError::Internal(format!(
+                "step `{}` has no plan after its scan",
+                names[h]
+            )));
+        }
+    }
+    let finished = out.finished_shards(&step_ids);
+    let ordered = ordered_steps(&stages);
+    replay_finished(&out, &mut stages, &ordered, finished)?;
+
     let (raw_tx, raw_rx) = bounded::<RawBatch>(workers * 4);
     let (out_tx, out_rx) = bounded::<WriterMsg>(workers * 4);
     let consumed = Arc::new(AtomicU64::new(0));
@@ -210,16 +289,6 @@ pub fn run(
         let writer = {
             let writer = ShardWriter::new(&out, &config.output, &names);
             scope.spawn(move || writer.run(&out_rx))
-        };
-        let fields = config.input.read_options().fields;
-        let context = Context {
-            pool: &pool,
-            names: &names,
-            step_ids: &step_ids,
-            inputs: &options.inputs,
-            fields: &fields,
-            ordered: &ordered,
-            output: &config.output,
         };
         let shards = context.process(&mut stages, &raw_rx, &out_tx, |docs, text_bytes, kept| {
             progress.update(&ProgressUpdate {
@@ -260,6 +329,167 @@ pub fn run(
         resumed_shards: finished,
         elapsed: started.elapsed(),
         output: options.output.clone(),
+    })
+}
+
+/// Opens a corpus-wide step on its work directory: whether its plan is there.
+fn open_corpus_step(stage: &mut Stage, name: &str, dir: &Path) -> Result<bool, PipelineError> {
+    let Stage::Corpus(step) = stage else {
+        unreachable!("a corpus-wide step")
+    };
+    step.open(dir).map_err(|e| PipelineError::Step {
+        step: name.to_owned(),
+        message: format!("{}: {e}", dir.display()),
+    })
+}
+
+/// Runs the scan of a corpus-wide step that is not one of the pipeline's own (a staged task):
+/// the documents pass through the pipeline's steps, then `step` sees them and plans. Returns
+/// `false`, scanning nothing, when `step` finds its work already done in `dir`.
+pub fn scan_step(
+    config: &PipelineConfig,
+    options: &RunOptions,
+    (name, step): (&str, &mut dyn CorpusStep),
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<bool, PipelineError> {
+    let failed = |e: std::io::Error| PipelineError::Step {
+        step: name.to_owned(),
+        message: format!("{}: {e}", dir.display()),
+    };
+    if step.open(dir).map_err(failed)? {
+        return Ok(false);
+    }
+    let mut stages = build_stages(config)?;
+    let names = config.step_names();
+    let step_ids: Vec<(String, String)> = names
+        .iter()
+        .zip(&config.steps)
+        .map(|(n, s)| (n.clone(), s.type_name().to_owned()))
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.workers.max(1))
+        .build()
+        .map_err(|e| PipelineError::Internal(format!("cannot start worker threads: {e}")))?;
+    let fields = config.input.read_options().fields;
+    let context = Context {
+        pool: &pool,
+        names: &names,
+        step_ids: &step_ids,
+        inputs: &options.inputs,
+        first_input: options.first_input,
+        fields: &fields,
+        output: &config.output,
+    };
+    for (stage, name) in stages.iter().zip(&names) {
+        if matches!(stage, Stage::Corpus(_)) {
+            return Err(PipelineError::Step {
+                step: name.clone(),
+                message: "a staged task runs no corpus-wide step before its own".into(),
+            });
+        }
+    }
+    scan(&context, config, options, &mut stages, (name, step), progress)?;
+    Ok(true)
+}
+
+/// The scan of a corpus-wide step: the steps `before` it run over the whole corpus (nothing is
+/// written), it sees a sketch of every document that reaches it, in corpus order, and then
+/// plans.
+fn scan(
+    context: &Context,
+    config: &PipelineConfig,
+    options: &RunOptions,
+    before: &mut [Stage],
+    (name, corpus): (&str, &mut dyn CorpusStep),
+    progress: &dyn Progress,
+) -> Result<(), PipelineError> {
+    let started = Instant::now();
+    let workers = context.pool.current_num_threads();
+    let (raw_tx, raw_rx) = bounded::<RawBatch>(workers * 4);
+    let consumed = AtomicU64::new(0);
+    let stored_total: u64 = options.inputs.iter().map(|i| i.size).sum();
+    let step = before.len();
+    let failed = |e: std::io::Error| PipelineError::Step {
+        step: name.to_owned(),
+        message: e.to_string(),
+    };
+    let read_options = config.input.read_options();
+    std::thread::scope(|scope| {
+        let (read_options, consumed) = (&read_options, &consumed);
+        let reader = scope.spawn(move || {
+            read_inputs(
+                &options.inputs,
+                read_options,
+                u64::MAX,
+                0,
+                &raw_tx,
+                consumed,
+            )
+        });
+        let mut logs = vec![Vec::new(); ordered_steps(before).len()];
+        let mut stats = RunStats::new(context.step_ids);
+        let (mut docs, mut bytes) = (0u64, 0u64);
+        let mut result = Ok(());
+        while let Some(mut wave) = context.next_wave(&raw_rx) {
+            context.run_steps(&mut wave, before, step, &mut logs, &mut stats);
+            let shared: &dyn CorpusStep = corpus;
+            let sketches: Vec<Vec<Vec<u64>>> = context.pool.install(|| {
+                wave.par_iter()
+                    .map(|b| live_docs(b).map(|(doc, _)| shared.sketch(doc)).collect())
+                    .collect()
+            });
+            for (batch, sketches) in wave.iter().zip(sketches) {
+                for ((doc, at), sketch) in live_docs(batch).zip(sketches) {
+                    result = result.and_then(|()| corpus.observe(at, &doc.id, sketch));
+                }
+                for slot in &batch.slots {
+                    if let Slot::Doc { read_bytes, .. } = slot {
+                        docs += 1;
+                        bytes += read_bytes;
+                    }
+                }
+            }
+            for logs in &mut logs {
+                logs.clear();
+            }
+            progress.update(&ProgressUpdate {
+                docs,
+                text_bytes: bytes,
+                kept: docs,
+                stored_bytes: consumed.load(Ordering::Relaxed),
+                stored_total,
+                elapsed: started.elapsed(),
+            });
+            if result.is_err() {
+                break;
+            }
+        }
+        drop(raw_rx);
+        reader
+            .join()
+            .map_err(|_| PipelineError::Internal("the reader thread panicked".into()))?;
+        result.map_err(failed)
+    })?;
+    progress.finish();
+    corpus.plan().map_err(failed)?;
+    tracing::info!(
+        "`{name}` planned after a scan of {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The documents of a batch still alive, with their positions.
+fn live_docs(batch: &Batch) -> impl Iterator<Item = (&Document, Position)> {
+    batch.slots.iter().filter_map(|s| match s {
+        Slot::Doc {
+            doc,
+            at,
+            fate: Fate::Alive,
+            ..
+        } => Some((doc, *at)),
+        _ => None,
     })
 }
 
@@ -387,9 +617,8 @@ struct Context<'a> {
     names: &'a [String],
     step_ids: &'a [(String, String)],
     inputs: &'a [InputFile],
+    first_input: u32,
     fields: &'a FieldNames,
-    /// Indices of the ordered steps.
-    ordered: &'a [usize],
     output: &'a OutputConfig,
 }
 
@@ -398,8 +627,8 @@ impl Context<'_> {
     fn parse(&self, raw: RawBatch) -> Batch {
         let mut slots = Vec::with_capacity(raw.records.len());
         let mut stats = RunStats::new(self.step_ids);
-        for (input, record) in raw.records {
-            let input = &self.inputs[input as usize];
+        for (index, record) in raw.records {
+            let input = &self.inputs[index as usize];
             let doc = match record.kind {
                 RecordKind::Json(line) => {
                     Document::from_json_line(&line, self.fields).map_err(|e| e.to_string())
@@ -415,6 +644,7 @@ impl Context<'_> {
                     let read_bytes = doc.text.len() as u64;
                     slots.push(Slot::Doc {
                         doc,
+                        at: position(self.first_input + index, record.line),
                         read_bytes,
                         fate: Fate::Alive,
                     });
@@ -441,11 +671,16 @@ impl Context<'_> {
     /// Runs the map steps `range` over one batch (in a worker).
     fn run_map_steps(&self, batch: &mut Batch, stages: &[Stage], range: Range<usize>) {
         for step in range {
-            let Stage::Map(stage) = &stages[step] else {
-                unreachable!("a map range holds map steps")
-            };
             let t = Instant::now();
-            decide_live(batch, step, &self.names[step], |doc| stage.process(doc));
+            match &stages[step] {
+                Stage::Map(stage) => {
+                    decide_live(batch, step, &self.names[step], |doc, _| stage.process(doc));
+                }
+                Stage::Corpus(stage) => {
+                    decide_live(batch, step, &self.names[step], |doc, at| stage.apply(doc, at));
+                }
+                Stage::Ordered(_) => unreachable!("a map range holds no ordered step"),
+            }
             batch.stats.steps[step].time_s += t.elapsed().as_secs_f64();
         }
     }
@@ -484,13 +719,56 @@ impl Context<'_> {
         };
         for b in wave {
             let mut keys = std::mem::take(&mut b.keys).into_iter();
-            decide_live(b, index, &self.names[index], |_| {
+            decide_live(b, index, &self.names[index], |_, _| {
                 let key = keys.next().expect("one key per live document");
                 log.push(key);
                 step.admit(key)
             });
         }
         t.elapsed().as_secs_f64()
+    }
+
+    /// Receives the next wave of batches (never spanning two shards) and parses it.
+    fn next_wave(&self, rx: &Receiver<RawBatch>) -> Option<Vec<Batch>> {
+        let wave_size = self.pool.current_num_threads() * 2;
+        let mut raw = vec![rx.recv().ok()?];
+        while raw.len() < wave_size && !raw.last().is_some_and(|b| b.last_in_shard) {
+            match rx.recv() {
+                Ok(b) => raw.push(b),
+                Err(_) => break,
+            }
+        }
+        Some(
+            self.pool
+                .install(|| raw.into_par_iter().map(|b| self.parse(b)).collect()),
+        )
+    }
+
+    /// Runs `stages[..end]` over a wave: map and corpus-wide steps in parallel, ordered steps
+    /// in corpus order between them (their keys appended to `logs`, one list per ordered step).
+    fn run_steps(
+        &self,
+        wave: &mut [Batch],
+        stages: &mut [Stage],
+        end: usize,
+        logs: &mut [Vec<u128>],
+        stats: &mut RunStats,
+    ) {
+        let ordered = ordered_steps(&stages[..end]);
+        let mut start = 0;
+        for (k, &boundary) in ordered.iter().chain(std::iter::once(&end)).enumerate() {
+            let shared: &[Stage] = stages;
+            self.pool.install(|| {
+                wave.par_iter_mut()
+                    .for_each(|b| self.run_map_steps(b, shared, start..boundary));
+            });
+            if boundary == end {
+                break;
+            }
+            stats.steps[boundary].time_s +=
+                self.run_ordered_step(wave, stages, boundary, &mut logs[k]);
+            start = boundary + 1;
+        }
     }
 
     /// The main loop: waves of batches through the steps, then to the writer. Returns the
@@ -502,50 +780,26 @@ impl Context<'_> {
         tx: &Sender<WriterMsg>,
         report: impl Fn(u64, u64, u64),
     ) -> Result<usize, PipelineError> {
-        let wave_size = self.pool.current_num_threads() * 2;
         let (mut docs, mut bytes, mut kept) = (0u64, 0u64, 0u64);
+        let ordered = ordered_steps(stages).len();
         let mut shard_stats = RunStats::new(self.step_ids);
-        let mut shard_keys: Vec<Vec<u128>> = vec![Vec::new(); self.ordered.len()];
+        let mut shard_keys: Vec<Vec<u128>> = vec![Vec::new(); ordered];
         let mut shards = 0;
-        while let Ok(first) = rx.recv() {
-            // A wave never spans two shards.
-            let mut raw = vec![first];
-            while raw.len() < wave_size && !raw.last().is_some_and(|b| b.last_in_shard) {
-                match rx.recv() {
-                    Ok(b) => raw.push(b),
-                    Err(_) => break,
-                }
-            }
-            let mut wave: Vec<Batch> = self
-                .pool
-                .install(|| raw.into_par_iter().map(|b| self.parse(b)).collect());
-
-            let mut start = 0;
-            for (k, &boundary) in self
-                .ordered
-                .iter()
-                .chain(std::iter::once(&stages.len()))
-                .enumerate()
-            {
-                let shared: &[Stage] = stages;
-                self.pool.install(|| {
-                    wave.par_iter_mut()
-                        .for_each(|b| self.run_map_steps(b, shared, start..boundary));
-                });
-                if boundary == stages.len() {
-                    break;
-                }
-                shard_stats.steps[boundary].time_s +=
-                    self.run_ordered_step(&mut wave, stages, boundary, &mut shard_keys[k]);
-                start = boundary + 1;
-            }
-
+        while let Some(mut wave) = self.next_wave(rx) {
+            self.run_steps(
+                &mut wave,
+                stages,
+                stages.len(),
+                &mut shard_keys,
+                &mut shard_stats,
+            );
             for batch in &mut wave {
                 for slot in &batch.slots {
                     if let Slot::Doc {
                         doc,
                         read_bytes,
                         fate,
+                        ..
                     } = slot
                     {
                         let is_kept = matches!(fate, Fate::Alive);
@@ -569,8 +823,7 @@ impl Context<'_> {
                         &mut shard_stats,
                         RunStats::new(self.step_ids),
                     ));
-                    let keys =
-                        std::mem::replace(&mut shard_keys, vec![Vec::new(); self.ordered.len()]);
+                    let keys = std::mem::replace(&mut shard_keys, vec![Vec::new(); ordered]);
                     if tx.send(WriterMsg::EndShard { shard, stats, keys }).is_err() {
                         return Ok(shards);
                     }
@@ -642,18 +895,19 @@ fn decide_live(
     batch: &mut Batch,
     step: usize,
     name: &str,
-    mut decide: impl FnMut(&mut Document) -> Verdict,
+    mut decide: impl FnMut(&mut Document, Position) -> Verdict,
 ) {
     for slot in &mut batch.slots {
         let Slot::Doc {
             doc,
+            at,
             fate: fate @ Fate::Alive,
             ..
         } = slot
         else {
             continue;
         };
-        let verdict = decide(doc);
+        let verdict = decide(doc, *at);
         record_verdict(&mut batch.stats, step, &verdict);
         if let Verdict::Reject(reason) = &verdict {
             reject(doc, fate, step, name, reason);

@@ -16,7 +16,7 @@
 //!
 //! let config = PipelineConfig::default_pipeline();
 //! let inputs = latam_io::resolve_inputs(&["corpus/".into()])?;
-//! let options = RunOptions { inputs, output: "out".into(), workers: 2, overwrite: false, command: vec![] };
+//! let options = RunOptions { workers: 2, ..RunOptions::new(inputs, "out") };
 //! let summary = run(&config, &options, &NoProgress)?;
 //! println!("kept {} of {}", summary.stats.documents.kept, summary.stats.documents.read);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -32,7 +32,7 @@ mod steps;
 use std::time::Duration;
 
 pub use config::{DEFAULT_PIPELINE, InputConfig, OutputConfig, PipelineConfig, StepConfig};
-pub use engine::{ErrorRecord, InputSummary, RunOptions, RunSummary, run};
+pub use engine::{ErrorRecord, InputSummary, RunOptions, RunSummary, run, scan_step};
 pub use stats::{ByteTotals, DocumentTotals, GroupCounts, RunStats, StepStats};
 pub use steps::{FilterMetadata, FilterMetadataConfig};
 

@@ -6,6 +6,7 @@
 //! OUT/.latam/run.json                 fingerprint of config + inputs + version
 //! OUT/.latam/shards/shard-00000.json  a finished shard: stats, errors, outputs with hashes
 //! OUT/.latam/shards/shard-00000.keys  keys shown to ordered steps (replayed on resume)
+//! OUT/.latam/steps/<step>/            plans of corpus-wide steps (reused on resume)
 //! ```
 
 use std::collections::BTreeMap;
@@ -122,6 +123,11 @@ impl OutputDir {
 
     fn state_dir(&self) -> PathBuf {
         self.root.join(STATE_DIR)
+    }
+
+    /// The work directory of corpus-wide step `name`.
+    pub(crate) fn step_dir(&self, name: &str) -> PathBuf {
+        self.state_dir().join("steps").join(name)
     }
 
     fn marker_path(&self, shard: usize, ext: &str) -> PathBuf {

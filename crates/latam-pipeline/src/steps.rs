@@ -1,6 +1,6 @@
 //! Building runtime steps from their configs, and `filter_metadata`.
 
-use latam_core::{Document, OrderedStep, Step, Verdict};
+use latam_core::{CorpusStep, Document, OrderedStep, Step, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -13,6 +13,8 @@ pub(crate) enum Stage {
     Map(Box<dyn Step>),
     /// Keys in parallel, verdicts in corpus order.
     Ordered(Box<dyn OrderedStep>),
+    /// A scan of the corpus, a plan, then verdicts in parallel.
+    Corpus(Box<dyn CorpusStep>),
 }
 
 /// Validates every step's settings and builds the steps, before any data flows.
@@ -39,6 +41,12 @@ pub(crate) fn build_stages(config: &PipelineConfig) -> Result<Vec<Stage>, Pipeli
                 StepConfig::FilterMetadata(c) => Stage::Map(Box::new(c.build().map_err(invalid)?)),
                 StepConfig::DedupExact(c) => Stage::Ordered(Box::new(c.build())),
                 StepConfig::Anonymize(c) => Stage::Map(Box::new(c.build().map_err(invalid)?)),
+                StepConfig::DedupMinhash(c) => {
+                    Stage::Corpus(Box::new(c.build().map_err(invalid)?))
+                }
+                StepConfig::DedupParagraph(c) => {
+                    Stage::Corpus(Box::new(c.build().map_err(invalid)?))
+                }
             })
         })
         .collect()

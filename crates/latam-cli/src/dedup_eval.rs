@@ -1,0 +1,436 @@
+//! `latam dedup eval`: near-duplicate detection measured against the truth. Real documents are
+//! copied with known edits (word substitutions, insertions, deletions, boilerplate headers and
+//! footers, paragraph shuffles) at several rates; the stages of `dedup_minhash` run over the
+//! originals and the copies; the pairs they put in one cluster are compared with the pairs whose
+//! exact Jaccard similarity, on the same shingles, reaches each threshold.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use latam_core::{Document, Position};
+use latam_dedup::DedupMinhashConfig;
+use latam_dedup::minhash::{
+    Decisions, Params, SignatureWriter, buckets, cluster, shingle_hashes, word_hashes,
+};
+use latam_io::{ReadOptions, RecordKind, RecordReader};
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Serialize;
+
+use crate::Failure;
+use crate::corpus::inputs_for;
+
+#[derive(Args)]
+pub(crate) struct EvalArgs {
+    /// Real documents (JSONL, Parquet, text), as for `latam corpus run`.
+    #[arg(short, long = "input", value_name = "PATH")]
+    inputs: Vec<String>,
+    /// Originals taken (documents of 100 words or more, in input order).
+    #[arg(long, default_value_t = 300)]
+    docs: usize,
+    /// Seed of the edits.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Estimated similarity a candidate pair needs (the step's `threshold`).
+    #[arg(long, default_value_t = 0.8)]
+    threshold: f64,
+    /// Join candidate pairs without checking their estimated similarity (as datatrove does).
+    #[arg(long)]
+    no_verify: bool,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Edit rates of the generated copies.
+const RATES: [f64; 4] = [0.02, 0.05, 0.1, 0.2];
+/// Thresholds of exact Jaccard similarity the pairs are judged at.
+const THRESHOLDS: [f64; 5] = [0.5, 0.6, 0.7, 0.8, 0.9];
+/// Sentences of the boilerplate that wraps copies.
+const BOILERPLATE: [&str; 6] = [
+    "Publicado por la Oficina de Prensa.",
+    "Todos los derechos reservados.",
+    "Suscríbase a nuestro boletín para recibir las novedades de la semana.",
+    "Este contenido puede ser reproducido citando la fuente.",
+    "Compartir en redes sociales: Facebook, X, WhatsApp.",
+    "Volver al inicio | Mapa del sitio | Contacto | Política de privacidad",
+];
+
+/// SplitMix64, for edits that do not depend on anything but the seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// The kinds of edit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Edit {
+    Substitute,
+    Insert,
+    Delete,
+    Boilerplate,
+    Shuffle,
+}
+
+/// A copy of `text` with `edit` at `rate` (words drawn from `vocabulary`).
+fn edit(text: &str, edit: Edit, rate: f64, vocabulary: &[&str], rng: &mut Rng) -> String {
+    let word = |rng: &mut Rng| vocabulary[rng.below(vocabulary.len())];
+    match edit {
+        Edit::Substitute | Edit::Insert | Edit::Delete => {
+            let mut out: Vec<&str> = Vec::new();
+            for w in text.split(' ') {
+                let hit = rng.chance(rate);
+                match (edit, hit) {
+                    (Edit::Substitute, true) => out.push(word(rng)),
+                    (Edit::Delete, true) => {}
+                    (Edit::Insert, true) => {
+                        out.push(w);
+                        out.push(word(rng));
+                    }
+                    _ => out.push(w),
+                }
+            }
+            out.join(" ")
+        }
+        Edit::Boilerplate => {
+            // Header and footer of about `rate` of the document's words.
+            let target = (text.split_whitespace().count() as f64 * rate).ceil() as usize;
+            let mut header = Vec::new();
+            let mut words = 0;
+            while words < target {
+                let s = BOILERPLATE[rng.below(BOILERPLATE.len())];
+                words += s.split_whitespace().count();
+                header.push(s);
+            }
+            let split = header.len() / 2;
+            format!(
+                "{}\n\n{text}\n\n{}",
+                header[..split].join(" "),
+                header[split..].join(" ")
+            )
+        }
+        Edit::Shuffle => {
+            let mut paragraphs: Vec<&str> = text.split('\n').collect();
+            // Swap a share `rate` of the paragraphs (at least one pair).
+            let swaps = ((paragraphs.len() as f64 * rate).ceil() as usize).max(1);
+            for _ in 0..swaps {
+                let (a, b) = (rng.below(paragraphs.len()), rng.below(paragraphs.len()));
+                paragraphs.swap(a, b);
+            }
+            paragraphs.join("\n")
+        }
+    }
+}
+
+/// One document of the evaluation set.
+struct Item {
+    family: usize,
+    edit: Option<(Edit, f64)>,
+    text: String,
+}
+
+fn read_originals(args: &EvalArgs) -> Result<Vec<String>, Failure> {
+    let config = latam_pipeline::PipelineConfig::default_pipeline();
+    let inputs = inputs_for(&args.inputs, &config)?;
+    let options = ReadOptions::default();
+    let mut out = Vec::new();
+    for input in &inputs {
+        for record in RecordReader::open(input, &options) {
+            let doc = match record.kind {
+                RecordKind::Json(line) => Document::from_json_line(&line, &options.fields).ok(),
+                RecordKind::Doc(doc) => Some(doc),
+                RecordKind::Error(_) => None,
+            };
+            if let Some(doc) = doc
+                && doc.text.split_whitespace().count() >= 100
+            {
+                out.push(doc.text);
+                if out.len() == args.docs {
+                    return Ok(out);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Precision and recall at one threshold.
+#[derive(Debug, Serialize)]
+struct AtThreshold {
+    jaccard_at_least: f64,
+    /// Pairs whose exact Jaccard similarity reaches the threshold.
+    true_pairs: u64,
+    /// Of those, the pairs put in one cluster.
+    found: u64,
+    recall: f64,
+    /// Of the documents removed, those whose exact similarity with the document kept for
+    /// them reaches the threshold.
+    removed_precision: f64,
+    /// Of all pairs in one cluster, those whose exact similarity reaches the threshold.
+    pair_precision: f64,
+}
+
+/// Detection of copies by kind and rate.
+#[derive(Debug, Serialize)]
+struct ByEdit {
+    edit: Edit,
+    rate: f64,
+    copies: u64,
+    mean_jaccard: f64,
+    /// Copies in the cluster of their original.
+    found: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    originals: usize,
+    documents: usize,
+    settings: DedupMinhashConfig,
+    removed: u64,
+    clusters: u64,
+    thresholds: Vec<AtThreshold>,
+    by_edit: Vec<ByEdit>,
+}
+
+/// Exact Jaccard similarity of every pair of documents sharing a shingle.
+fn exact_jaccard(sets: &[FxHashSet<u64>]) -> FxHashMap<(usize, usize), f64> {
+    let mut postings: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
+    for (i, set) in sets.iter().enumerate() {
+        for &s in set {
+            postings.entry(s).or_default().push(i);
+        }
+    }
+    let mut shared: FxHashMap<(usize, usize), u32> = FxHashMap::default();
+    for docs in postings.values() {
+        for (k, &a) in docs.iter().enumerate() {
+            for &b in &docs[k + 1..] {
+                *shared.entry((a, b)).or_default() += 1;
+            }
+        }
+    }
+    shared
+        .into_iter()
+        .map(|((a, b), n)| {
+            let union = sets[a].len() + sets[b].len() - n as usize;
+            ((a, b), f64::from(n) / union as f64)
+        })
+        .collect()
+}
+
+pub(crate) fn run(args: &EvalArgs) -> Result<u8, Failure> {
+    let originals = read_originals(args)?;
+    if originals.is_empty() {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "no document of 100 words or more in the inputs"
+        )));
+    }
+    let vocabulary: Vec<&str> = originals
+        .iter()
+        .flat_map(|t| t.split_whitespace())
+        .take(200_000)
+        .collect();
+    let mut rng = Rng(args.seed);
+    let mut items = Vec::new();
+    for (family, text) in originals.iter().enumerate() {
+        items.push(Item {
+            family,
+            edit: None,
+            text: text.clone(),
+        });
+        for kind in [
+            Edit::Substitute,
+            Edit::Insert,
+            Edit::Delete,
+            Edit::Boilerplate,
+            Edit::Shuffle,
+        ] {
+            for rate in RATES {
+                items.push(Item {
+                    family,
+                    edit: Some((kind, rate)),
+                    text: edit(text, kind, rate, &vocabulary, &mut rng),
+                });
+            }
+        }
+    }
+
+    let settings = DedupMinhashConfig {
+        verify: !args.no_verify,
+        threshold: args.threshold,
+        ..Default::default()
+    };
+    settings
+        .validate()
+        .map_err(|e| Failure::usage(anyhow::anyhow!(e)))?;
+    let work = tempfile::tempdir()?;
+    Params::create(work.path(), &settings, 1)?;
+    let mut writer = SignatureWriter::new(work.path(), 0)?;
+    let mut sets = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let mut words = Vec::new();
+        word_hashes(&item.text, &mut words);
+        let mut shingles = Vec::new();
+        shingle_hashes(&words, settings.n_grams, settings.seed, &mut shingles);
+        let sig = writer.hasher().signature_of_shingles(&shingles);
+        writer.add(i as Position, &i.to_string(), &sig)?;
+        sets.push(shingles.into_iter().collect::<FxHashSet<u64>>());
+    }
+    writer.finish()?;
+    for band in 0..settings.bands {
+        buckets(work.path(), band)?;
+    }
+    let summary = cluster(work.path())?;
+    let decisions = Decisions::load(work.path(), |_| true)?;
+    let cluster_of = |i: usize| decisions.get(i as Position).map_or(i as u64, |d| d.kept);
+
+    let jaccard = exact_jaccard(&sets);
+    let similarity = |a: usize, b: usize| {
+        jaccard
+            .get(&(a.min(b), a.max(b)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    // Pairs in one cluster.
+    let mut members: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for i in 0..items.len() {
+        if decisions.get(i as Position).is_some() {
+            members.entry(cluster_of(i)).or_default().push(i);
+        }
+    }
+    let clustered: Vec<(usize, usize)> = members
+        .values()
+        .flat_map(|m| {
+            m.iter()
+                .enumerate()
+                .flat_map(move |(k, &a)| m[k + 1..].iter().map(move |&b| (a, b)))
+        })
+        .collect();
+    let removed: Vec<(usize, usize)> = (0..items.len())
+        .filter_map(|i| {
+            let kept = cluster_of(i) as usize;
+            (kept != i).then_some((i, kept))
+        })
+        .collect();
+    let thresholds = THRESHOLDS
+        .iter()
+        .map(|&t| {
+            let true_pairs: Vec<&(usize, usize)> =
+                jaccard.iter().filter(|(_, j)| **j >= t).map(|(p, _)| p).collect();
+            let found = true_pairs
+                .iter()
+                .filter(|(a, b)| cluster_of(*a) == cluster_of(*b))
+                .count() as u64;
+            let share = |n: usize, of: usize| if of == 0 { 1.0 } else { n as f64 / of as f64 };
+            AtThreshold {
+                jaccard_at_least: t,
+                true_pairs: true_pairs.len() as u64,
+                found,
+                recall: share(found as usize, true_pairs.len()),
+                removed_precision: share(
+                    removed.iter().filter(|(a, b)| similarity(*a, *b) >= t).count(),
+                    removed.len(),
+                ),
+                pair_precision: share(
+                    clustered.iter().filter(|(a, b)| similarity(*a, *b) >= t).count(),
+                    clustered.len(),
+                ),
+            }
+        })
+        .collect();
+    let mut by_edit: BTreeMap<(Edit, u64), (u64, f64, u64)> = BTreeMap::new();
+    let original_of: Vec<usize> = items
+        .iter()
+        .enumerate()
+        .scan(0, |orig, (i, item)| {
+            if item.edit.is_none() {
+                *orig = i;
+            }
+            Some(*orig)
+        })
+        .collect();
+    for (i, item) in items.iter().enumerate() {
+        if let Some((kind, rate)) = item.edit {
+            let o = original_of[i];
+            debug_assert_eq!(items[o].family, item.family);
+            let entry = by_edit.entry((kind, (rate * 1000.0) as u64)).or_default();
+            entry.0 += 1;
+            entry.1 += similarity(o, i);
+            entry.2 += u64::from(cluster_of(o) == cluster_of(i));
+        }
+    }
+    let report = Report {
+        originals: originals.len(),
+        documents: items.len(),
+        settings,
+        removed: summary.to_remove,
+        clusters: summary.clusters,
+        thresholds,
+        by_edit: by_edit
+            .into_iter()
+            .map(|((edit, rate), (n, j, found))| ByEdit {
+                edit,
+                rate: rate as f64 / 1000.0,
+                copies: n,
+                mean_jaccard: j / n as f64,
+                found: found as f64 / n as f64,
+            })
+            .collect(),
+    };
+    print_report(&report);
+    if let Some(path) = &args.json {
+        latam_io::write_atomic(path, &serde_json::to_vec_pretty(&report)?)?;
+    }
+    Ok(0)
+}
+
+fn print_report(r: &Report) {
+    println!(
+        "{} originals + {} copies = {} documents; {} clusters, {} removed",
+        r.originals,
+        r.documents - r.originals,
+        r.documents,
+        r.clusters,
+        r.removed
+    );
+    println!(
+        "settings: {}-grams, {} bands x {} rows, verify {} at {}\n",
+        r.settings.n_grams, r.settings.bands, r.settings.rows, r.settings.verify, r.settings.threshold
+    );
+    println!("| exact Jaccard ≥ | true pairs | recall | precision (removed vs kept) | precision (all pairs in a cluster) |");
+    println!("|---:|---:|---:|---:|---:|");
+    for t in &r.thresholds {
+        println!(
+            "| {:.1} | {} | {:.1}% | {:.1}% | {:.1}% |",
+            t.jaccard_at_least,
+            t.true_pairs,
+            t.recall * 100.0,
+            t.removed_precision * 100.0,
+            t.pair_precision * 100.0
+        );
+    }
+    println!("\n| edit | rate | mean exact Jaccard with the original | found |");
+    println!("|---|---:|---:|---:|");
+    for e in &r.by_edit {
+        println!(
+            "| {:?} | {:.2} | {:.3} | {:.1}% |",
+            e.edit,
+            e.rate,
+            e.mean_jaccard,
+            e.found * 100.0
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! `dedup_minhash`: near-duplicate documents by MinHash-LSH, as FineWeb/datatrove do it,
+//! staged so that a cluster can run each stage as many tasks:
+//!
+//! ```text
+//! signatures (task per input slice) ─► bands/band-BBB/task-TTTTT.bin  sorted (band key, position)
+//!                                      sigs/task-TTTTT.sig, .ids      signatures and ids
+//! buckets    (task per band)        ─► pairs/band-BBB.bin             candidate pairs
+//! cluster    (one task)             ─► clusters.jsonl                 who is kept, who goes
+//! filter     (task per input slice) ─► the documents, less the duplicates
+//! ```
+//!
+//! A document's signature is the minimum, under `bands × rows` random bijections of 64-bit
+//! values, of the hashes of its word n-grams ([`shingles`]). Two documents whose signatures agree
+//! on all `rows` values of some band are a candidate pair; with `verify` the pair counts only if
+//! the signatures agree on at least `threshold` of all values (the estimated Jaccard
+//! similarity). Pairs join clusters (union-find); each cluster keeps its document first in corpus
+//! order and rejects the others, with the id of the document kept and the estimated similarity.
+
+mod shingles;
+mod stages;
+mod step;
+
+use serde::{Deserialize, Serialize};
+
+pub use shingles::{shingle_hashes, word_hashes};
+pub use stages::{
+    ClusterSummary, Decision, Decisions, Params, SignatureWriter, buckets, cluster,
+};
+pub use step::{DedupMinhash, SignatureTask};
+
+/// Settings of the `dedup_minhash` step. The defaults are FineWeb's (datatrove): 5-gram
+/// shingles, 14 bands of 8 rows (112 hashes of 64 bits), seed 1; a pair of Jaccard
+/// similarity 0.8 becomes a candidate with probability 1 − (1 − 0.8⁸)¹⁴ = 0.92, one of 0.5
+/// with probability 0.05.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupMinhashConfig {
+    /// Words per shingle.
+    pub n_grams: usize,
+    /// LSH bands.
+    pub bands: usize,
+    /// Hashes per band.
+    pub rows: usize,
+    /// Seed of the hash functions (recorded; every task must use the same).
+    pub seed: u64,
+    /// Count a candidate pair only if its estimated Jaccard similarity reaches `threshold`
+    /// (datatrove does not verify: set `false` to match it).
+    pub verify: bool,
+    /// The estimated similarity a verified pair needs.
+    pub threshold: f64,
+}
+
+impl Default for DedupMinhashConfig {
+    fn default() -> Self {
+        Self {
+            n_grams: 5,
+            bands: 14,
+            rows: 8,
+            seed: 1,
+            verify: true,
+            threshold: 0.8,
+        }
+    }
+}
+
+impl DedupMinhashConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.n_grams == 0 || self.bands == 0 || self.rows == 0 {
+            return Err("`n_grams`, `bands` and `rows` must be at least 1".into());
+        }
+        if self.bands * self.rows > 1024 {
+            return Err(format!(
+                "{} bands × {} rows = {} hashes: at most 1024",
+                self.bands,
+                self.rows,
+                self.bands * self.rows
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(format!("`threshold` {} is not in 0..1", self.threshold));
+        }
+        Ok(())
+    }
+
+    /// The hasher of these settings.
+    pub fn hasher(&self) -> MinHasher {
+        MinHasher::new(self)
+    }
+
+    /// The step, once its settings are checked.
+    pub fn build(&self) -> Result<DedupMinhash, String> {
+        self.validate()?;
+        Ok(DedupMinhash::new(self.clone()))
+    }
+}
+
+/// Computes signatures: `bands × rows` bijections `x ↦ a·x + b (mod 2⁶⁴)`, `a` odd, drawn
+/// from the seed.
+#[derive(Debug, Clone)]
+pub struct MinHasher {
+    n_grams: usize,
+    rows: usize,
+    seed: u64,
+    a: Vec<u64>,
+    b: Vec<u64>,
+}
+
+/// SplitMix64: the seed's stream of parameters.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl MinHasher {
+    fn new(config: &DedupMinhashConfig) -> Self {
+        let k = config.bands * config.rows;
+        let mut state = config.seed;
+        let a = (0..k).map(|_| splitmix(&mut state) | 1).collect();
+        let b = (0..k).map(|_| splitmix(&mut state)).collect();
+        Self {
+            n_grams: config.n_grams,
+            rows: config.rows,
+            seed: config.seed,
+            a,
+            b,
+        }
+    }
+
+    /// Hashes per signature.
+    pub fn len(&self) -> usize {
+        self.a.len()
+    }
+
+    /// Always false: a hasher has at least one hash.
+    pub fn is_empty(&self) -> bool {
+        self.a.is_empty()
+    }
+
+    /// The signature of a text; `None` when it has no word.
+    pub fn signature(&self, text: &str) -> Option<Vec<u64>> {
+        let mut words = Vec::with_capacity(text.len() / 5);
+        word_hashes(text, &mut words);
+        let mut shingles = Vec::with_capacity(words.len());
+        shingle_hashes(&words, self.n_grams, self.seed, &mut shingles);
+        (!shingles.is_empty()).then(|| self.signature_of_shingles(&shingles))
+    }
+
+    /// The signature of a set of shingle hashes.
+    pub fn signature_of_shingles(&self, shingles: &[u64]) -> Vec<u64> {
+        let mut sig = vec![u64::MAX; self.a.len()];
+        // Lanes of 8 that the compiler keeps in vector registers.
+        for &x in shingles {
+            for ((s, a), b) in sig
+                .chunks_exact_mut(8)
+                .zip(self.a.chunks_exact(8))
+                .zip(self.b.chunks_exact(8))
+            {
+                for i in 0..8 {
+                    s[i] = s[i].min(a[i].wrapping_mul(x).wrapping_add(b[i]));
+                }
+            }
+            let done = self.a.len() / 8 * 8;
+            for i in done..self.a.len() {
+                sig[i] = sig[i].min(self.a[i].wrapping_mul(x).wrapping_add(self.b[i]));
+            }
+        }
+        sig
+    }
+
+    /// The key of band `band` of a signature: a hash of its `rows` values.
+    pub fn band_key(&self, sig: &[u64], band: usize) -> u64 {
+        let values = &sig[band * self.rows..(band + 1) * self.rows];
+        let mut bytes = Vec::with_capacity(values.len() * 8);
+        for v in values {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        xxhash_rust::xxh3::xxh3_64_with_seed(&bytes, band as u64)
+    }
+
+    /// Bands per signature.
+    pub fn bands(&self) -> usize {
+        self.a.len() / self.rows
+    }
+}
+
+/// The estimated Jaccard similarity of two signatures: the share of equal values.
+pub fn similarity(a: &[u64], b: &[u64]) -> f64 {
+    let equal = a.iter().zip(b).filter(|(x, y)| x == y).count();
+    equal as f64 / a.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimates_jaccard() {
+        let hasher = DedupMinhashConfig {
+            bands: 32,
+            rows: 8,
+            ..Default::default()
+        }
+        .hasher();
+        // Two sets of 1,000 shingle hashes sharing 600: Jaccard 600 / 1400 = 0.43.
+        let shingle = |i: u64| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes());
+        let a: Vec<u64> = (0..1000).map(shingle).collect();
+        let b: Vec<u64> = (400..1400).map(shingle).collect();
+        let s = similarity(
+            &hasher.signature_of_shingles(&a),
+            &hasher.signature_of_shingles(&b),
+        );
+        assert!((s - 600.0 / 1400.0).abs() < 0.08, "estimate {s}");
+    }
+
+    #[test]
+    fn same_text_same_signature_and_bands() {
+        let hasher = DedupMinhashConfig::default().hasher();
+        let a = hasher.signature("La ley 27.275 de acceso a la información pública.").unwrap();
+        let b = hasher.signature("la LEY 27275 de acceso a la informacion publica").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(hasher.band_key(&a, 3), hasher.band_key(&b, 3));
+        assert_ne!(hasher.band_key(&a, 3), hasher.band_key(&a, 4));
+        assert!(hasher.signature(" ¿? ").is_none());
+    }
+}

@@ -1,0 +1,169 @@
+//! The near-duplicate steps as the pipeline engine runs them: [`SignatureTask`] (the first
+//! stage, one task of a staged run) and [`DedupMinhash`] (every stage in one process, as the
+//! `dedup_minhash` step of `latam corpus run`).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use latam_core::{CorpusStep, Document, Position, Verdict};
+use serde_json::Value;
+
+use super::stages::{Decisions, Params, SignatureWriter, buckets, cluster};
+use super::{DedupMinhashConfig, MinHasher};
+
+/// Signature task `task` of `tasks`: a scan writes the signatures of its documents into the
+/// work directory. A task whose files exist is finished, and is not run again.
+pub struct SignatureTask {
+    config: DedupMinhashConfig,
+    hasher: MinHasher,
+    task: usize,
+    tasks: usize,
+    writer: Option<SignatureWriter>,
+    documents: u64,
+}
+
+impl SignatureTask {
+    /// Task `task` of `tasks` with these settings.
+    pub fn new(config: &DedupMinhashConfig, task: usize, tasks: usize) -> Self {
+        Self {
+            config: config.clone(),
+            hasher: config.hasher(),
+            task,
+            tasks,
+            writer: None,
+            documents: 0,
+        }
+    }
+
+    /// Documents signed.
+    pub fn documents(&self) -> u64 {
+        self.documents
+    }
+}
+
+impl CorpusStep for SignatureTask {
+    fn open(&mut self, dir: &Path) -> io::Result<bool> {
+        std::fs::create_dir_all(dir)?;
+        let params = Params::create(dir, &self.config, self.tasks)?;
+        if params.task_finished(dir, self.task) {
+            return Ok(true);
+        }
+        self.writer = Some(SignatureWriter::new(dir, self.task)?);
+        Ok(false)
+    }
+
+    fn sketch(&self, doc: &Document) -> Vec<u64> {
+        self.hasher.signature(&doc.text).unwrap_or_default()
+    }
+
+    fn observe(&mut self, at: Position, id: &str, sketch: Vec<u64>) -> io::Result<()> {
+        if sketch.is_empty() {
+            return Ok(());
+        }
+        self.documents += 1;
+        self.writer
+            .as_mut()
+            .expect("opened before the scan")
+            .add(at, id, &sketch)
+    }
+
+    fn plan(&mut self) -> io::Result<()> {
+        self.writer
+            .take()
+            .expect("opened before the scan")
+            .finish()
+            .map(drop)
+    }
+
+    fn apply(&self, _doc: &mut Document, _at: Position) -> Verdict {
+        Verdict::Keep
+    }
+}
+
+/// The `dedup_minhash` step: signatures, buckets and clusters in one process, in the step's
+/// work directory; then each document of a cluster but the first is rejected.
+pub struct DedupMinhash {
+    signatures: SignatureTask,
+    dir: PathBuf,
+    decisions: Decisions,
+}
+
+impl DedupMinhash {
+    pub(super) fn new(config: DedupMinhashConfig) -> Self {
+        Self {
+            signatures: SignatureTask::new(&config, 0, 1),
+            dir: PathBuf::new(),
+            decisions: Decisions::default(),
+        }
+    }
+}
+
+impl CorpusStep for DedupMinhash {
+    fn open(&mut self, dir: &Path) -> io::Result<bool> {
+        self.dir = dir.to_owned();
+        if Decisions::exist(dir) {
+            let params = Params::load(dir)?;
+            if params.config != self.signatures.config {
+                return Err(io::Error::other(format!(
+                    "holds clusters made with other settings ({:?})",
+                    params.config
+                )));
+            }
+            self.decisions = Decisions::load(dir, |_| true)?;
+            return Ok(true);
+        }
+        // What a killed run left is started over.
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        self.signatures.open(dir)
+    }
+
+    fn sketch(&self, doc: &Document) -> Vec<u64> {
+        self.signatures.sketch(doc)
+    }
+
+    fn observe(&mut self, at: Position, id: &str, sketch: Vec<u64>) -> io::Result<()> {
+        self.signatures.observe(at, id, sketch)
+    }
+
+    fn plan(&mut self) -> io::Result<()> {
+        self.signatures.plan()?;
+        for band in 0..self.signatures.config.bands {
+            buckets(&self.dir, band)?;
+        }
+        let summary = cluster(&self.dir)?;
+        tracing::info!(
+            "dedup_minhash: {} candidate pairs, {} clusters, {} near-duplicates to remove",
+            summary.distinct_pairs,
+            summary.clusters,
+            summary.to_remove
+        );
+        // The signatures served their purpose; the clusters stay for a resumed run.
+        for done in ["sigs", "bands", "pairs"] {
+            std::fs::remove_dir_all(self.dir.join(done))?;
+        }
+        self.decisions = Decisions::load(&self.dir, |_| true)?;
+        Ok(())
+    }
+
+    fn apply(&self, doc: &mut Document, at: Position) -> Verdict {
+        let Some(decision) = self.decisions.get(at) else {
+            doc.metadata
+                .insert("dup_cluster_size".into(), Value::from(1));
+            return Verdict::Keep;
+        };
+        doc.metadata
+            .insert("dup_cluster_size".into(), Value::from(decision.size));
+        if decision.kept == at {
+            return Verdict::Keep;
+        }
+        doc.metadata.insert(
+            "duplicate_of".into(),
+            Value::from(decision.kept_id.as_str()),
+        );
+        doc.metadata
+            .insert("dup_similarity".into(), Value::from(decision.similarity));
+        Verdict::reject("near_duplicate")
+    }
+}
