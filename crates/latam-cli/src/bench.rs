@@ -4,10 +4,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
+use latam_core::CorpusStep;
+use latam_dedup::{DedupMinhashConfig, DedupParagraphConfig};
 use latam_pipeline::{NoProgress, RunOptions};
+use rayon::prelude::*;
 
 use crate::Failure;
-use crate::corpus::{default_workers, inputs_for, load_pipeline};
+use crate::corpus::{default_workers, inputs_for, load_pipeline, read_documents};
 
 #[derive(Subcommand)]
 pub(crate) enum BenchCommand {
@@ -16,6 +19,24 @@ pub(crate) enum BenchCommand {
     ///
     /// Example: latam bench corpus --input ../shared/data/corpus/latam-open.jsonl.zst --workers 2
     Corpus(BenchArgs),
+    /// Deduplication kernels over documents held in memory, on 1 and N threads: MinHash
+    /// signatures (shingling included) and repeated-line detection (hashing and the set).
+    ///
+    /// Example: latam bench dedup --input ../shared/data/corpus/ --workers 2
+    Dedup(DedupBenchArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct DedupBenchArgs {
+    /// Input file, directory or glob (repeatable); default: the bundled sample corpus.
+    #[arg(short, long = "input", value_name = "PATH")]
+    inputs: Vec<String>,
+    /// Threads of the parallel measure (default: one per core).
+    #[arg(short, long)]
+    workers: Option<usize>,
+    /// Print the figures as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -34,7 +55,68 @@ pub(crate) struct BenchArgs {
 }
 
 pub(crate) fn run(command: BenchCommand) -> Result<u8, Failure> {
-    let BenchCommand::Corpus(args) = command;
+    match command {
+        BenchCommand::Corpus(args) => corpus(&args),
+        BenchCommand::Dedup(args) => dedup(&args),
+    }
+}
+
+/// Best of three wall times of `f`, in seconds.
+fn best_of_three(mut f: impl FnMut()) -> f64 {
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn dedup(args: &DedupBenchArgs) -> Result<u8, Failure> {
+    let docs = read_documents(&args.inputs, |_| true, usize::MAX)?;
+    let mb = docs.iter().map(|d| d.text.len()).sum::<usize>() as f64 / 1e6;
+    let workers = args.workers.unwrap_or_else(default_workers);
+    let hasher = DedupMinhashConfig::default().hasher();
+    let mut figures = serde_json::json!({ "documents": docs.len(), "text_mb": mb });
+    for threads in [1, workers] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()?;
+        let secs = best_of_three(|| {
+            pool.install(|| {
+                docs.par_iter().for_each(|d| {
+                    std::hint::black_box(hasher.signature(&d.text));
+                });
+            });
+        });
+        figures[format!("minhash_signatures_mb_per_s_{threads}_threads")] =
+            serde_json::json!(mb / secs);
+    }
+    let secs = best_of_three(|| {
+        let mut step = DedupParagraphConfig::default()
+            .build()
+            .expect("default settings");
+        for (i, d) in docs.iter().enumerate() {
+            let sketch = step.sketch(d);
+            step.observe(i as u64, &d.id, sketch).expect("in memory");
+        }
+        std::hint::black_box(step.summary());
+    });
+    figures["paragraph_dedup_mb_per_s_1_thread"] = serde_json::json!(mb / secs);
+    if args.json {
+        println!("{figures}");
+    } else {
+        println!("documents {}, {mb:.1} MB of text", docs.len());
+        for (key, value) in figures.as_object().expect("an object") {
+            if let Some(v) = value.as_f64().filter(|_| key.contains("per_s")) {
+                println!("{key:<42} {v:>8.1}");
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn corpus(args: &BenchArgs) -> Result<u8, Failure> {
     let config = load_pipeline(args.pipeline.as_ref())?;
     let inputs = inputs_for(&args.inputs, &config)?;
     let workers = args.workers.unwrap_or_else(default_workers);

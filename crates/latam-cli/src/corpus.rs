@@ -5,7 +5,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
-use latam_io::{Compression, Format, InputFile, OutputFormat, resolve_inputs};
+use latam_core::Document;
+use latam_io::{
+    Compression, Format, InputFile, OutputFormat, ReadOptions, RecordKind, RecordReader,
+    resolve_inputs,
+};
 use latam_pipeline::{DEFAULT_PIPELINE, PipelineConfig, PipelineError, RunOptions, RunSummary};
 
 use crate::progress::{ProgressMode, make_progress};
@@ -115,6 +119,34 @@ pub(crate) fn inputs_for(
         )]);
     }
     resolve_inputs(specs).map_err(Failure::usage)
+}
+
+/// Reads up to `limit` documents that `keep` accepts from the inputs named on a command line
+/// (the bundled sample when none), skipping unreadable records.
+pub(crate) fn read_documents(
+    specs: &[String],
+    mut keep: impl FnMut(&Document) -> bool,
+    limit: usize,
+) -> Result<Vec<Document>, Failure> {
+    let inputs = inputs_for(specs, &PipelineConfig::default_pipeline())?;
+    let options = ReadOptions::default();
+    let mut out = Vec::new();
+    for input in &inputs {
+        for record in RecordReader::open(input, &options) {
+            let doc = match record.kind {
+                RecordKind::Json(line) => Document::from_json_line(&line, &options.fields).ok(),
+                RecordKind::Doc(doc) => Some(doc),
+                RecordKind::Error(_) => None,
+            };
+            if let Some(doc) = doc.filter(&mut keep) {
+                out.push(doc);
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub(crate) fn default_workers() -> usize {

@@ -198,7 +198,9 @@ fn signatures(args: &TaskArgs) -> Result<u8, Failure> {
     let StepConfig::DedupMinhash(settings) = config.steps[step].clone() else {
         unreachable!("checked by staged_pipeline")
     };
-    settings.validate().map_err(|e| Failure::usage(anyhow::anyhow!(e)))?;
+    settings
+        .validate()
+        .map_err(|e| Failure::usage(anyhow::anyhow!(e)))?;
     config.steps.truncate(step);
     let options = task_options(args, &config, args.work.work.clone())?;
     let mut task = SignatureTask::new(&settings, args.task, args.tasks);
@@ -261,8 +263,9 @@ mod tests {
     fn task_slices_cover_the_inputs_once() {
         for inputs in 0..9 {
             for tasks in 1..5 {
-                let covered: Vec<usize> =
-                    (0..tasks).flat_map(|t| task_slice(inputs, t, tasks)).collect();
+                let covered: Vec<usize> = (0..tasks)
+                    .flat_map(|t| task_slice(inputs, t, tasks))
+                    .collect();
                 assert_eq!(covered, (0..inputs).collect::<Vec<_>>());
             }
         }

@@ -8,17 +8,17 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
-use latam_core::{Document, Position};
+use latam_core::Position;
 use latam_dedup::DedupMinhashConfig;
 use latam_dedup::minhash::{
-    Decisions, Params, SignatureWriter, buckets, cluster, shingle_hashes, word_hashes,
+    ClusterSummary, Decisions, Params, SignatureWriter, buckets, cluster, shingle_hashes,
+    word_hashes,
 };
-use latam_io::{ReadOptions, RecordKind, RecordReader};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::Failure;
-use crate::corpus::inputs_for;
+use crate::corpus::read_documents;
 
 #[derive(Args)]
 pub(crate) struct EvalArgs {
@@ -138,34 +138,10 @@ fn edit(text: &str, edit: Edit, rate: f64, vocabulary: &[&str], rng: &mut Rng) -
 
 /// One document of the evaluation set.
 struct Item {
-    family: usize,
+    /// The index of its original (itself for an original).
+    original: usize,
     edit: Option<(Edit, f64)>,
     text: String,
-}
-
-fn read_originals(args: &EvalArgs) -> Result<Vec<String>, Failure> {
-    let config = latam_pipeline::PipelineConfig::default_pipeline();
-    let inputs = inputs_for(&args.inputs, &config)?;
-    let options = ReadOptions::default();
-    let mut out = Vec::new();
-    for input in &inputs {
-        for record in RecordReader::open(input, &options) {
-            let doc = match record.kind {
-                RecordKind::Json(line) => Document::from_json_line(&line, &options.fields).ok(),
-                RecordKind::Doc(doc) => Some(doc),
-                RecordKind::Error(_) => None,
-            };
-            if let Some(doc) = doc
-                && doc.text.split_whitespace().count() >= 100
-            {
-                out.push(doc.text);
-                if out.len() == args.docs {
-                    return Ok(out);
-                }
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Precision and recall at one threshold.
@@ -232,22 +208,59 @@ fn exact_jaccard(sets: &[FxHashSet<u64>]) -> FxHashMap<(usize, usize), f64> {
 }
 
 pub(crate) fn run(args: &EvalArgs) -> Result<u8, Failure> {
-    let originals = read_originals(args)?;
+    let originals: Vec<String> = read_documents(
+        &args.inputs,
+        |doc| doc.text.split_whitespace().count() >= 100,
+        args.docs,
+    )?
+    .into_iter()
+    .map(|doc| doc.text)
+    .collect();
     if originals.is_empty() {
         return Err(Failure::usage(anyhow::anyhow!(
             "no document of 100 words or more in the inputs"
         )));
     }
+    let items = near_copies(&originals, args.seed);
+    let settings = DedupMinhashConfig {
+        verify: !args.no_verify,
+        threshold: args.threshold,
+        ..Default::default()
+    };
+    settings
+        .validate()
+        .map_err(|e| Failure::usage(anyhow::anyhow!(e)))?;
+    let (summary, decisions, sets) = detect(&items, &settings)?;
+    let (thresholds, by_edit) = score(&items, &decisions, &exact_jaccard(&sets));
+    let report = Report {
+        originals: originals.len(),
+        documents: items.len(),
+        settings,
+        removed: summary.to_remove,
+        clusters: summary.clusters,
+        thresholds,
+        by_edit,
+    };
+    print_report(&report);
+    if let Some(path) = &args.json {
+        latam_io::write_atomic(path, &serde_json::to_vec_pretty(&report)?)?;
+    }
+    Ok(0)
+}
+
+/// The originals, each followed by its copies: every kind of edit at every rate.
+fn near_copies(originals: &[String], seed: u64) -> Vec<Item> {
     let vocabulary: Vec<&str> = originals
         .iter()
         .flat_map(|t| t.split_whitespace())
         .take(200_000)
         .collect();
-    let mut rng = Rng(args.seed);
+    let mut rng = Rng(seed);
     let mut items = Vec::new();
-    for (family, text) in originals.iter().enumerate() {
+    for text in originals {
+        let original = items.len();
         items.push(Item {
-            family,
+            original,
             edit: None,
             text: text.clone(),
         });
@@ -260,24 +273,24 @@ pub(crate) fn run(args: &EvalArgs) -> Result<u8, Failure> {
         ] {
             for rate in RATES {
                 items.push(Item {
-                    family,
+                    original,
                     edit: Some((kind, rate)),
                     text: edit(text, kind, rate, &vocabulary, &mut rng),
                 });
             }
         }
     }
+    items
+}
 
-    let settings = DedupMinhashConfig {
-        verify: !args.no_verify,
-        threshold: args.threshold,
-        ..Default::default()
-    };
-    settings
-        .validate()
-        .map_err(|e| Failure::usage(anyhow::anyhow!(e)))?;
+/// Runs the stages of `dedup_minhash` over the items; returns the clustering and the shingle
+/// set of each item.
+fn detect(
+    items: &[Item],
+    settings: &DedupMinhashConfig,
+) -> Result<(ClusterSummary, Decisions, Vec<FxHashSet<u64>>), Failure> {
     let work = tempfile::tempdir()?;
-    Params::create(work.path(), &settings, 1)?;
+    Params::create(work.path(), settings, 1)?;
     let mut writer = SignatureWriter::new(work.path(), 0)?;
     let mut sets = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -295,15 +308,18 @@ pub(crate) fn run(args: &EvalArgs) -> Result<u8, Failure> {
     }
     let summary = cluster(work.path())?;
     let decisions = Decisions::load(work.path(), |_| true)?;
-    let cluster_of = |i: usize| decisions.get(i as Position).map_or(i as u64, |d| d.kept);
+    Ok((summary, decisions, sets))
+}
 
-    let jaccard = exact_jaccard(&sets);
-    let similarity = |a: usize, b: usize| {
-        jaccard
-            .get(&(a.min(b), a.max(b)))
-            .copied()
-            .unwrap_or(0.0)
-    };
+/// Precision and recall by threshold, and detection by edit.
+fn score(
+    items: &[Item],
+    decisions: &Decisions,
+    jaccard: &FxHashMap<(usize, usize), f64>,
+) -> (Vec<AtThreshold>, Vec<ByEdit>) {
+    let cluster_of = |i: usize| decisions.get(i as Position).map_or(i as u64, |d| d.kept);
+    let similarity =
+        |a: usize, b: usize| jaccard.get(&(a.min(b), a.max(b))).copied().unwrap_or(0.0);
     // Pairs in one cluster.
     let mut members: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     for i in 0..items.len() {
@@ -328,8 +344,11 @@ pub(crate) fn run(args: &EvalArgs) -> Result<u8, Failure> {
     let thresholds = THRESHOLDS
         .iter()
         .map(|&t| {
-            let true_pairs: Vec<&(usize, usize)> =
-                jaccard.iter().filter(|(_, j)| **j >= t).map(|(p, _)| p).collect();
+            let true_pairs: Vec<&(usize, usize)> = jaccard
+                .iter()
+                .filter(|(_, j)| **j >= t)
+                .map(|(p, _)| p)
+                .collect();
             let found = true_pairs
                 .iter()
                 .filter(|(a, b)| cluster_of(*a) == cluster_of(*b))
@@ -341,60 +360,43 @@ pub(crate) fn run(args: &EvalArgs) -> Result<u8, Failure> {
                 found,
                 recall: share(found as usize, true_pairs.len()),
                 removed_precision: share(
-                    removed.iter().filter(|(a, b)| similarity(*a, *b) >= t).count(),
+                    removed
+                        .iter()
+                        .filter(|(a, b)| similarity(*a, *b) >= t)
+                        .count(),
                     removed.len(),
                 ),
                 pair_precision: share(
-                    clustered.iter().filter(|(a, b)| similarity(*a, *b) >= t).count(),
+                    clustered
+                        .iter()
+                        .filter(|(a, b)| similarity(*a, *b) >= t)
+                        .count(),
                     clustered.len(),
                 ),
             }
         })
         .collect();
     let mut by_edit: BTreeMap<(Edit, u64), (u64, f64, u64)> = BTreeMap::new();
-    let original_of: Vec<usize> = items
-        .iter()
-        .enumerate()
-        .scan(0, |orig, (i, item)| {
-            if item.edit.is_none() {
-                *orig = i;
-            }
-            Some(*orig)
-        })
-        .collect();
     for (i, item) in items.iter().enumerate() {
         if let Some((kind, rate)) = item.edit {
-            let o = original_of[i];
-            debug_assert_eq!(items[o].family, item.family);
+            let o = item.original;
             let entry = by_edit.entry((kind, (rate * 1000.0) as u64)).or_default();
             entry.0 += 1;
             entry.1 += similarity(o, i);
             entry.2 += u64::from(cluster_of(o) == cluster_of(i));
         }
     }
-    let report = Report {
-        originals: originals.len(),
-        documents: items.len(),
-        settings,
-        removed: summary.to_remove,
-        clusters: summary.clusters,
-        thresholds,
-        by_edit: by_edit
-            .into_iter()
-            .map(|((edit, rate), (n, j, found))| ByEdit {
-                edit,
-                rate: rate as f64 / 1000.0,
-                copies: n,
-                mean_jaccard: j / n as f64,
-                found: found as f64 / n as f64,
-            })
-            .collect(),
-    };
-    print_report(&report);
-    if let Some(path) = &args.json {
-        latam_io::write_atomic(path, &serde_json::to_vec_pretty(&report)?)?;
-    }
-    Ok(0)
+    let by_edit = by_edit
+        .into_iter()
+        .map(|((edit, rate), (n, j, found))| ByEdit {
+            edit,
+            rate: rate as f64 / 1000.0,
+            copies: n,
+            mean_jaccard: j / n as f64,
+            found: found as f64 / n as f64,
+        })
+        .collect();
+    (thresholds, by_edit)
 }
 
 fn print_report(r: &Report) {
@@ -408,9 +410,15 @@ fn print_report(r: &Report) {
     );
     println!(
         "settings: {}-grams, {} bands x {} rows, verify {} at {}\n",
-        r.settings.n_grams, r.settings.bands, r.settings.rows, r.settings.verify, r.settings.threshold
+        r.settings.n_grams,
+        r.settings.bands,
+        r.settings.rows,
+        r.settings.verify,
+        r.settings.threshold
     );
-    println!("| exact Jaccard ≥ | true pairs | recall | precision (removed vs kept) | precision (all pairs in a cluster) |");
+    println!(
+        "| exact Jaccard ≥ | true pairs | recall | precision (removed vs kept) | precision (all pairs in a cluster) |"
+    );
     println!("|---:|---:|---:|---:|---:|");
     for t in &r.thresholds {
         println!(

@@ -70,7 +70,8 @@ fn default_run_on_the_bundled_sample() {
             "filter_length",
             "filter_quality",
             "anonymize",
-            "dedup_exact"
+            "dedup_exact",
+            "dedup_minhash"
         ]
     );
     for step in stats["steps"].as_array().unwrap() {

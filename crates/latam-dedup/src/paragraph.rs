@@ -65,9 +65,11 @@ impl DedupParagraphConfig {
         }
         if self.memory == LineMemory::Bloom {
             if self.max_copies != 1 {
-                return Err("`memory = \"bloom\"` remembers only whether a line was seen: \
+                return Err(
+                    "`memory = \"bloom\"` remembers only whether a line was seen: \
                             set `max_copies = 1`, or use `memory = \"exact\"`"
-                    .into());
+                        .into(),
+                );
             }
             if self.bloom_mb == 0 || self.expected_lines == 0 {
                 return Err("`bloom_mb` and `expected_lines` must be at least 1".into());
@@ -259,7 +261,7 @@ impl DedupParagraph {
 
 impl CorpusStep for DedupParagraph {
     fn open(&mut self, dir: &Path) -> io::Result<bool> {
-        self.dir = dir.to_owned();
+        dir.clone_into(&mut self.dir);
         std::fs::create_dir_all(dir)?;
         let path = self.plan_path();
         if !path.exists() {
@@ -387,6 +389,7 @@ mod tests {
     fn later_copies_of_a_line_are_removed() {
         let config = DedupParagraphConfig {
             min_doc_chars: 5,
+            min_line_chars: 10,
             ..Default::default()
         };
         let out = run(
@@ -397,7 +400,10 @@ mod tests {
                 "suscríbase al boletín",
             ],
         );
-        assert_eq!(out[0], (Verdict::Keep, "Noticia uno.\nSuscríbase al boletín".into()));
+        assert_eq!(
+            out[0],
+            (Verdict::Keep, "Noticia uno.\nSuscríbase al boletín".into())
+        );
         assert_eq!(out[1], (Verdict::Keep, "Noticia dos.\n\nFin".into()));
         assert_eq!(out[2].0, Verdict::reject("too_short_after_dedup"));
     }
@@ -408,6 +414,7 @@ mod tests {
         let two = DedupParagraphConfig {
             max_copies: 2,
             min_doc_chars: 1,
+            min_line_chars: 1,
             ..Default::default()
         };
         let kept: Vec<_> = run(&two, &texts).into_iter().map(|(_, t)| t).collect();
@@ -417,6 +424,7 @@ mod tests {
             bloom_mb: 1,
             expected_lines: 1000,
             min_doc_chars: 1,
+            min_line_chars: 1,
             ..Default::default()
         };
         let kept: Vec<_> = run(&bloom, &texts).into_iter().map(|(_, t)| t).collect();
@@ -446,6 +454,9 @@ mod tests {
             .filter(|i| bloom.contains(xxh3_64(&i.to_le_bytes())))
             .count();
         let measured = hits as f64 / probes as f64;
-        assert!((measured - stated).abs() < stated * 0.2, "{measured} vs {stated}");
+        assert!(
+            (measured - stated).abs() < stated * 0.2,
+            "{measured} vs {stated}"
+        );
     }
 }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::{OutputConfig, PipelineConfig};
-use crate::state::{OutputDir, ShardWriter};
+use crate::state::{OutputDir, ShardWriter, Timing};
 use crate::stats::RunStats;
 use crate::steps::{Stage, build_stages};
 use crate::{PipelineError, Progress, ProgressUpdate};
@@ -107,6 +107,8 @@ pub struct RunSummary {
     pub resumed_shards: usize,
     /// Wall time of this invocation.
     pub elapsed: Duration,
+    /// Wall seconds of the scans of corpus-wide steps run by this invocation, by step name.
+    pub scans: BTreeMap<String, f64>,
     /// The output directory.
     pub output: PathBuf,
 }
@@ -190,18 +192,12 @@ pub fn run(
 ) -> Result<RunSummary, PipelineError> {
     let started = Instant::now();
     let names = config.step_names();
-    let step_ids: Vec<(String, String)> = names
-        .iter()
-        .zip(&config.steps)
-        .map(|(n, s)| (n.clone(), s.type_name().to_owned()))
-        .collect();
+    let step_ids = step_ids(config);
+    // Every step's settings are checked before anything is written.
+    let mut stages = build_stages(config)?;
     let out = OutputDir::prepare(&options.output, config, &options.inputs, options.overwrite)?;
     let workers = options.workers.max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .thread_name(|i| format!("latam-worker-{i}"))
-        .build()
-        .map_err(|e| PipelineError::Internal(format!("cannot start worker threads: {e}")))?;
+    let pool = worker_pool(workers)?;
     let fields = config.input.read_options().fields;
     let context = Context {
         pool: &pool,
@@ -214,50 +210,14 @@ pub fn run(
     };
     let step_dirs: Vec<PathBuf> = names
         .iter()
-        .map(|name| {
-            options
-                .step_dirs
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| out.step_dir(name))
-        })
+        .map(|n| options.step_dirs.get(n).cloned().unwrap_or(out.step_dir(n)))
         .collect();
 
-    // Corpus-wide steps first scan the corpus, each over the steps before it.
-    let corpus: Vec<usize> = (0..config.steps.len())
-        .filter(|&i| config.steps[i].is_corpus_wide())
-        .collect();
-    for &step in &corpus {
-        let mut stages = build_stages(config)?;
-        stages.truncate(step + 1);
-        let mut needs_scan = false;
-        for &h in corpus.iter().take_while(|&&h| h <= step) {
-            needs_scan = !open_corpus_step(&mut stages[h], &names[h], &step_dirs[h])?;
-        }
-        if needs_scan {
-            tracing::info!("scanning the corpus for `{}`", names[step]);
-            let (before, last) = stages.split_at_mut(step);
-            let Stage::Corpus(corpus) = &mut last[0] else {
-                unreachable!("a corpus-wide step")
-            };
-            scan(
-                &context,
-                config,
-                options,
-                before,
-                (names[step].as_str(), corpus.as_mut()),
-                progress,
-            )?;
-        }
-    }
-
-    let mut stages = build_stages(config)?;
-    for &h in &corpus {
+    let scans = plan_corpus_steps(&context, config, options, &step_dirs, progress)?;
+    for h in corpus_steps(config) {
         if !open_corpus_step(&mut stages[h], &names[h], &step_dirs[h])? {
-            return Err(PipelineError::Internal(format!(
-                "step `{}` has no plan after its scan",
-                names[h]
-            )));
+            let message = format!("step `{}` has no plan after its scan", names[h]);
+            return Err(PipelineError::Internal(message));
         }
     }
     let finished = out.finished_shards(&step_ids);
@@ -314,22 +274,86 @@ pub fn run(
     let (shards, inputs) = result?;
     progress.finish();
     let shards = shards.max(finished);
+    let timing = Timing {
+        elapsed: started.elapsed(),
+        scans,
+    };
     let stats = out.finalize(
-        config,
-        options,
-        &step_ids,
-        &inputs,
-        shards,
-        finished,
-        started.elapsed(),
+        config, options, &step_ids, &inputs, shards, finished, &timing,
     )?;
     Ok(RunSummary {
         stats,
         shards,
         resumed_shards: finished,
         elapsed: started.elapsed(),
+        scans: timing.scans,
         output: options.output.clone(),
     })
+}
+
+/// The indices of the corpus-wide steps.
+fn corpus_steps(config: &PipelineConfig) -> Vec<usize> {
+    (0..config.steps.len())
+        .filter(|&i| config.steps[i].is_corpus_wide())
+        .collect()
+}
+
+/// Names and types of the steps, as the stats list them.
+fn step_ids(config: &PipelineConfig) -> Vec<(String, String)> {
+    config
+        .step_names()
+        .into_iter()
+        .zip(&config.steps)
+        .map(|(n, s)| (n, s.type_name().to_owned()))
+        .collect()
+}
+
+fn worker_pool(workers: usize) -> Result<rayon::ThreadPool, PipelineError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(workers.max(1))
+        .thread_name(|i| format!("latam-worker-{i}"))
+        .build()
+        .map_err(|e| PipelineError::Internal(format!("cannot start worker threads: {e}")))
+}
+
+/// Makes sure every corpus-wide step has its plan: each one whose work directory holds none
+/// scans the corpus, over the steps before it. Returns the seconds of each scan.
+fn plan_corpus_steps(
+    context: &Context,
+    config: &PipelineConfig,
+    options: &RunOptions,
+    step_dirs: &[PathBuf],
+    progress: &dyn Progress,
+) -> Result<BTreeMap<String, f64>, PipelineError> {
+    let names = context.names;
+    let corpus = corpus_steps(config);
+    let mut scans = BTreeMap::new();
+    for &step in &corpus {
+        let mut stages = build_stages(config)?;
+        stages.truncate(step + 1);
+        let mut needs_scan = false;
+        for &h in corpus.iter().take_while(|&&h| h <= step) {
+            needs_scan = !open_corpus_step(&mut stages[h], &names[h], &step_dirs[h])?;
+        }
+        if needs_scan {
+            tracing::info!("scanning the corpus for `{}`", names[step]);
+            let (before, last) = stages.split_at_mut(step);
+            let Stage::Corpus(corpus) = &mut last[0] else {
+                unreachable!("a corpus-wide step")
+            };
+            let t = Instant::now();
+            scan(
+                context,
+                config,
+                options,
+                before,
+                (names[step].as_str(), corpus.as_mut()),
+                progress,
+            )?;
+            scans.insert(names[step].clone(), t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(scans)
 }
 
 /// Opens a corpus-wide step on its work directory: whether its plan is there.
@@ -362,15 +386,8 @@ pub fn scan_step(
     }
     let mut stages = build_stages(config)?;
     let names = config.step_names();
-    let step_ids: Vec<(String, String)> = names
-        .iter()
-        .zip(&config.steps)
-        .map(|(n, s)| (n.clone(), s.type_name().to_owned()))
-        .collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(options.workers.max(1))
-        .build()
-        .map_err(|e| PipelineError::Internal(format!("cannot start worker threads: {e}")))?;
+    let step_ids = step_ids(config);
+    let pool = worker_pool(options.workers)?;
     let fields = config.input.read_options().fields;
     let context = Context {
         pool: &pool,
@@ -389,7 +406,14 @@ pub fn scan_step(
             });
         }
     }
-    scan(&context, config, options, &mut stages, (name, step), progress)?;
+    scan(
+        &context,
+        config,
+        options,
+        &mut stages,
+        (name, step),
+        progress,
+    )?;
     Ok(true)
 }
 
@@ -677,7 +701,9 @@ impl Context<'_> {
                     decide_live(batch, step, &self.names[step], |doc, _| stage.process(doc));
                 }
                 Stage::Corpus(stage) => {
-                    decide_live(batch, step, &self.names[step], |doc, at| stage.apply(doc, at));
+                    decide_live(batch, step, &self.names[step], |doc, at| {
+                        stage.apply(doc, at)
+                    });
                 }
                 Stage::Ordered(_) => unreachable!("a map range holds no ordered step"),
             }

@@ -66,6 +66,23 @@ fn state_error(path: &Path, message: impl std::fmt::Display) -> PipelineError {
     }
 }
 
+/// Wall times of an invocation: the whole, and the scans of corpus-wide steps by step name.
+pub(crate) struct Timing {
+    pub elapsed: Duration,
+    pub scans: BTreeMap<String, f64>,
+}
+
+/// The seeds of the steps that draw random numbers, by step name.
+fn seeds(config: &PipelineConfig) -> Value {
+    let mut seeds = serde_json::Map::new();
+    for (name, step) in config.step_names().into_iter().zip(&config.steps) {
+        if let crate::config::StepConfig::DedupMinhash(c) = step {
+            seeds.insert(name, json!(c.seed));
+        }
+    }
+    Value::Object(seeds)
+}
+
 /// The output directory of a run.
 pub(crate) struct OutputDir {
     root: PathBuf,
@@ -250,7 +267,7 @@ impl OutputDir {
         inputs: &[InputSummary],
         shards: usize,
         resumed: usize,
-        elapsed: Duration,
+        timing: &Timing,
     ) -> Result<RunStats, PipelineError> {
         let mut stats = RunStats::new(steps);
         let mut errors = Vec::new();
@@ -282,7 +299,8 @@ impl OutputDir {
             "command": options.command,
             "workers": options.workers,
             "resumed_shards": resumed,
-            "wall_time_s": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            "wall_time_s": (timing.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            "scan_time_s": timing.scans,
         });
         write_atomic(
             &self.root.join("stats.json"),
@@ -295,7 +313,7 @@ impl OutputDir {
             "version": env!("CARGO_PKG_VERSION"),
             "config": config_value,
             "config_sha256": hex(&Sha256::digest(config_value.to_string().as_bytes())),
-            "seeds": {},
+            "seeds": seeds(config),
             "inputs": inputs,
             "outputs": outputs,
             "shards": shards,

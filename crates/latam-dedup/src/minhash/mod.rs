@@ -23,9 +23,7 @@ mod step;
 use serde::{Deserialize, Serialize};
 
 pub use shingles::{shingle_hashes, word_hashes};
-pub use stages::{
-    ClusterSummary, Decision, Decisions, Params, SignatureWriter, buckets, cluster,
-};
+pub use stages::{ClusterSummary, Decision, Decisions, Params, SignatureWriter, buckets, cluster};
 pub use step::{DedupMinhash, SignatureTask};
 
 /// Settings of the `dedup_minhash` step. The defaults are FineWeb's (datatrove): 5-gram
@@ -91,7 +89,7 @@ impl DedupMinhashConfig {
     /// The step, once its settings are checked.
     pub fn build(&self) -> Result<DedupMinhash, String> {
         self.validate()?;
-        Ok(DedupMinhash::new(self.clone()))
+        Ok(DedupMinhash::new(self))
     }
 }
 
@@ -164,8 +162,12 @@ impl MinHasher {
                 }
             }
             let done = self.a.len() / 8 * 8;
-            for i in done..self.a.len() {
-                sig[i] = sig[i].min(self.a[i].wrapping_mul(x).wrapping_add(self.b[i]));
+            for ((s, a), b) in sig[done..]
+                .iter_mut()
+                .zip(&self.a[done..])
+                .zip(&self.b[done..])
+            {
+                *s = (*s).min(a.wrapping_mul(x).wrapping_add(*b));
             }
         }
         sig
@@ -219,8 +221,12 @@ mod tests {
     #[test]
     fn same_text_same_signature_and_bands() {
         let hasher = DedupMinhashConfig::default().hasher();
-        let a = hasher.signature("La ley 27.275 de acceso a la información pública.").unwrap();
-        let b = hasher.signature("la LEY 27275 de acceso a la informacion publica").unwrap();
+        let a = hasher
+            .signature("La ley 27.275 de acceso a la información pública.")
+            .unwrap();
+        let b = hasher
+            .signature("la LEY 27275 de acceso a la informacion publica")
+            .unwrap();
         assert_eq!(a, b);
         assert_eq!(hasher.band_key(&a, 3), hasher.band_key(&b, 3));
         assert_ne!(hasher.band_key(&a, 3), hasher.band_key(&a, 4));

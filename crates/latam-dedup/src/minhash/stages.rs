@@ -35,10 +35,10 @@ use super::{DedupMinhashConfig, MinHasher, similarity};
 const PARAMS_VERSION: u32 = 1;
 
 fn io_error(e: latam_io::IoError) -> io::Error {
-    io::Error::other(e.to_string())
+    io::Error::other(e)
 }
 
-fn with_path(path: &Path, e: io::Error) -> io::Error {
+fn with_path(path: &Path, e: &io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
@@ -49,7 +49,7 @@ fn create(path: &Path) -> io::Result<AtomicFile> {
 fn open(path: &Path) -> io::Result<BufReader<File>> {
     File::open(path)
         .map(|f| BufReader::with_capacity(1 << 20, f))
-        .map_err(|e| with_path(path, e))
+        .map_err(|e| with_path(path, &e))
 }
 
 /// Reads the next `u64` (little-endian); `None` at a clean end of file.
@@ -189,7 +189,7 @@ impl SignatureWriter {
                 std::fs::create_dir_all(path.parent().expect("in a band directory"))?;
                 File::create(&path)
                     .map(|f| BufWriter::with_capacity(1 << 16, f))
-                    .map_err(|e| with_path(&path, e))
+                    .map_err(|e| with_path(&path, &e))
             })
             .collect::<io::Result<_>>()?;
         Ok(Self {
@@ -231,7 +231,7 @@ impl SignatureWriter {
             drop(out.into_inner().map_err(io::IntoInnerError::into_error)?);
             let path = Params::band_path(&self.dir, band, self.task);
             let tmp = unsorted(&path);
-            let bytes = std::fs::read(&tmp).map_err(|e| with_path(&tmp, e))?;
+            let bytes = std::fs::read(&tmp).map_err(|e| with_path(&tmp, &e))?;
             let mut records: Vec<(u64, u64)> = bytes
                 .chunks_exact(16)
                 .map(|c| {
@@ -249,7 +249,7 @@ impl SignatureWriter {
                 file.write_all(&at.to_le_bytes())?;
             }
             file.commit().map_err(io_error)?;
-            std::fs::remove_file(&tmp).map_err(|e| with_path(&tmp, e))?;
+            std::fs::remove_file(&tmp).map_err(|e| with_path(&tmp, &e))?;
         }
         self.sigs.commit().map_err(io_error)?;
         self.ids.commit().map_err(io_error)?;
@@ -269,12 +269,12 @@ struct BandReader {
 
 impl BandReader {
     fn next(&mut self) -> io::Result<Option<(u64, u64)>> {
-        let Some(key) = read_u64(&mut self.reader).map_err(|e| with_path(&self.path, e))? else {
+        let Some(key) = read_u64(&mut self.reader).map_err(|e| with_path(&self.path, &e))? else {
             return Ok(None);
         };
         let at = read_u64(&mut self.reader)
-            .map_err(|e| with_path(&self.path, e))?
-            .ok_or_else(|| with_path(&self.path, io::ErrorKind::UnexpectedEof.into()))?;
+            .map_err(|e| with_path(&self.path, &e))?
+            .ok_or_else(|| with_path(&self.path, &io::ErrorKind::UnexpectedEof.into()))?;
         Ok(Some((key, at)))
     }
 }
@@ -402,7 +402,7 @@ fn load_signatures(
             match reader.read_exact(&mut record) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(with_path(&path, e)),
+                Err(e) => return Err(with_path(&path, &e)),
             }
             let mut values = record
                 .chunks_exact(8)
@@ -426,7 +426,7 @@ fn load_ids(
     for task in 0..params.tasks {
         let path = Params::ids_path(dir, task);
         for (n, line) in open(&path)?.lines().enumerate() {
-            let line = line.map_err(|e| with_path(&path, e))?;
+            let line = line.map_err(|e| with_path(&path, &e))?;
             let (at, id): (Position, String) = serde_json::from_str(&line)
                 .map_err(|e| io::Error::other(format!("{}:{}: {e}", path.display(), n + 1)))?;
             if wanted.contains(&at) {
@@ -455,10 +455,10 @@ pub fn cluster(dir: &Path) -> io::Result<ClusterSummary> {
             )));
         }
         let mut reader = open(&path)?;
-        while let Some(a) = read_u64(&mut reader).map_err(|e| with_path(&path, e))? {
+        while let Some(a) = read_u64(&mut reader).map_err(|e| with_path(&path, &e))? {
             let b = read_u64(&mut reader)
-                .map_err(|e| with_path(&path, e))?
-                .ok_or_else(|| with_path(&path, io::ErrorKind::UnexpectedEof.into()))?;
+                .map_err(|e| with_path(&path, &e))?
+                .ok_or_else(|| with_path(&path, &io::ErrorKind::UnexpectedEof.into()))?;
             summary.candidate_pairs += 1;
             pairs.insert((a.min(b), a.max(b)));
         }
@@ -526,7 +526,7 @@ impl Decisions {
         let path = dir.join("clusters.jsonl");
         let mut by_position = FxHashMap::default();
         for (n, line) in open(&path)?.lines().enumerate() {
-            let line = line.map_err(|e| with_path(&path, e))?;
+            let line = line.map_err(|e| with_path(&path, &e))?;
             let decision: Decision = serde_json::from_str(&line)
                 .map_err(|e| io::Error::other(format!("{}:{}: {e}", path.display(), n + 1)))?;
             if keep(decision.at) {

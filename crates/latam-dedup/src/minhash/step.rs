@@ -89,9 +89,9 @@ pub struct DedupMinhash {
 }
 
 impl DedupMinhash {
-    pub(super) fn new(config: DedupMinhashConfig) -> Self {
+    pub(super) fn new(config: &DedupMinhashConfig) -> Self {
         Self {
-            signatures: SignatureTask::new(&config, 0, 1),
+            signatures: SignatureTask::new(config, 0, 1),
             dir: PathBuf::new(),
             decisions: Decisions::default(),
         }
@@ -100,7 +100,7 @@ impl DedupMinhash {
 
 impl CorpusStep for DedupMinhash {
     fn open(&mut self, dir: &Path) -> io::Result<bool> {
-        self.dir = dir.to_owned();
+        dir.clone_into(&mut self.dir);
         if Decisions::exist(dir) {
             let params = Params::load(dir)?;
             if params.config != self.signatures.config {
