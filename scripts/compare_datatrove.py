@@ -5,7 +5,7 @@ verification of candidate pairs, as datatrove does not verify).
 
 Reports the documents each removes, their overlap, and the wall time of each signature stage.
 
-    python3 -m venv /tmp/dtv && /tmp/dtv/bin/pip install datatrove spacy xxhash zstandard
+    python3 -m venv /tmp/dtv && /tmp/dtv/bin/pip install datatrove spacy orjson tokenizers zstandard
     cargo build --release
     /tmp/dtv/bin/python scripts/compare_datatrove.py INPUT.jsonl.zst [INPUT2 ...] \
         --latam target/release/latam --work /tmp/dedup-compare
@@ -70,7 +70,7 @@ def main():
 
     config = MinhashConfig(
         n_grams=5, num_buckets=14, hashes_per_bucket=8, seed=1,
-        hash_config=HashConfig(precision=64, hash_fc="xxhash"),
+        hash_config=HashConfig(precision=64, hash_fc="sha1"),
     )
     reader = JsonlReader(str(work / "input"), compression=None)
     dt = work / "datatrove"

@@ -190,7 +190,7 @@ impl MinHasher {
 }
 
 /// The estimated Jaccard similarity of two signatures: the share of equal values.
-pub fn similarity(a: &[u64], b: &[u64]) -> f64 {
+pub fn similarity<T: PartialEq>(a: &[T], b: &[T]) -> f64 {
     let equal = a.iter().zip(b).filter(|(x, y)| x == y).count();
     equal as f64 / a.len().max(1) as f64
 }

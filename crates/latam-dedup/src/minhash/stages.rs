@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! WORK/params.json                      settings and task count; every stage checks them
-//! WORK/sigs/task-TTTTT.sig              per document: position, then bands × rows hashes (u64 LE)
+//! WORK/sigs/task-TTTTT.sig              per document: position (u64), then the low 16 bits of
+//!                                       its bands × rows hashes (u16), all little-endian
 //! WORK/sigs/task-TTTTT.ids              per document: [position, "id"] (JSON lines)
 //! WORK/bands/band-BBB/task-TTTTT.bin    (band key, position) pairs of u64, sorted
 //! WORK/pairs/band-BBB.bin               candidate pairs (first of the bucket, other), u64
@@ -15,9 +16,10 @@
 //!
 //! Memory, per task: `signatures` holds one band of its documents while sorting (16 bytes a
 //! document); `buckets` a read buffer per signature task; `cluster` the union-find over the
-//! documents that have a candidate (about 40 bytes each), the signatures of those documents
-//! (8 bytes × bands × rows each) and the ids of the documents kept; `filter` the decisions on
-//! its own documents.
+//! documents that have a candidate (about 40 bytes each), the 16-bit signatures of those
+//! documents (2 bytes × bands × rows: 224 bytes by default; a chance match of 16 bits adds
+//! 1/65,536 to an estimated similarity) and the ids of the documents kept; `filter` the
+//! decisions on its own documents.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -211,8 +213,8 @@ impl SignatureWriter {
     /// Adds the next document (positions must increase).
     pub fn add(&mut self, at: Position, id: &str, sig: &[u64]) -> io::Result<()> {
         self.sigs.write_all(&at.to_le_bytes())?;
-        for v in sig {
-            self.sigs.write_all(&v.to_le_bytes())?;
+        for &v in sig {
+            self.sigs.write_all(&(v as u16).to_le_bytes())?;
         }
         serde_json::to_writer(&mut self.ids, &(at, id))?;
         self.ids.write_all(b"\n")?;
@@ -391,10 +393,10 @@ fn load_signatures(
     dir: &Path,
     params: &Params,
     wanted: &FxHashSet<Position>,
-) -> io::Result<FxHashMap<Position, Vec<u64>>> {
+) -> io::Result<FxHashMap<Position, Vec<u16>>> {
     let k = params.config.bands * params.config.rows;
     let mut found = FxHashMap::default();
-    let mut record = vec![0u8; 8 * (k + 1)];
+    let mut record = vec![0u8; 8 + 2 * k];
     for task in 0..params.tasks {
         let path = Params::sig_path(dir, task);
         let mut reader = open(&path)?;
@@ -404,11 +406,11 @@ fn load_signatures(
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
                 Err(e) => return Err(with_path(&path, &e)),
             }
-            let mut values = record
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")));
-            let at = values.next().expect("a position");
+            let at = u64::from_le_bytes(record[..8].try_into().expect("8 bytes"));
             if wanted.contains(&at) {
+                let values = record[8..]
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]));
                 found.insert(at, values.collect());
             }
         }
