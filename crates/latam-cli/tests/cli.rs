@@ -240,6 +240,74 @@ fn a_killed_run_resumes_to_the_same_bytes() {
 }
 
 #[test]
+fn a_run_killed_in_its_scan_starts_the_scan_over() {
+    let s = Scratch::new();
+    multi_shard_setup(&s);
+    let args = [
+        "corpus",
+        "run",
+        "small-shards.toml",
+        "--input",
+        "corpus/big.jsonl",
+        "--workers",
+        "1",
+        "--output",
+    ];
+    s.run(&[&args[..], &["full"]].concat()).expect(0);
+    let mut child = s
+        .command(&[&args[..], &["killed"]].concat())
+        .spawn()
+        .unwrap();
+    // The spool is being written: the scan of dedup_minhash is under way.
+    let spooling = s.path("killed/.latam/spool/batches.bin.tmp");
+    let started = Instant::now();
+    while !spooling.exists() {
+        assert!(started.elapsed() < Duration::from_secs(120), "no scan");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !s.path("killed/.latam/steps/dedup_minhash/clusters.jsonl")
+            .exists()
+    );
+    s.run(&[&args[..], &["killed"]].concat()).expect(0);
+    assert_eq!(data_files(&s.path("full")), data_files(&s.path("killed")));
+    assert!(
+        !s.path("killed/.latam/spool").exists(),
+        "the spool goes once the run is done"
+    );
+}
+
+#[test]
+fn documents_through_the_spool_equal_documents_processed_directly() {
+    let s = Scratch::new();
+    let toml = s.run(&["corpus", "default-config"]).stdout();
+    let cut = toml.find("# 7. Near-duplicates").expect("the last step");
+    s.write("no-minhash.toml", &toml.as_bytes()[..cut]);
+    s.run(&["corpus", "run", "--output", "spooled"]).expect(0);
+    s.run(&["corpus", "run", "no-minhash.toml", "--output", "direct"])
+        .expect(0);
+    let mut spooled = read_parts(&s.path("spooled/documents"));
+    for doc in &mut spooled {
+        let size = doc["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("dup_cluster_size");
+        assert_eq!(size, Some(1.into()), "no near-duplicate in the sample");
+    }
+    assert_eq!(spooled, read_parts(&s.path("direct/documents")));
+    assert_eq!(
+        read_rejected(&s.path("spooled")),
+        read_rejected(&s.path("direct"))
+    );
+}
+
+#[test]
 fn another_run_does_not_overwrite_a_directory_by_mistake() {
     let s = Scratch::new();
     s.write("busy/notes.txt", b"mine");

@@ -23,8 +23,9 @@ impl Default for FieldNames {
     }
 }
 
-/// A document of the corpus.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// A document of the corpus. Its serde form (all four fields) is the engine's own, exact
+/// round trip; [`Document::write_json_line`] writes the JSONL form of the ecosystem.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Document {
     /// Stable identifier (a string; numeric ids are written as their decimal form).
     pub id: String,

@@ -13,13 +13,12 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use latam_core::{CorpusStep, Document, FieldNames, Position, Verdict, position};
+use latam_core::{Document, FieldNames, Position, Verdict, position};
 use latam_io::{
     InputFile, OutputFormat, ReadOptions, Record, RecordKind, RecordReader, encode_jsonl_block,
 };
@@ -28,6 +27,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::{OutputConfig, PipelineConfig};
+use crate::scan::{Source, corpus_steps, open_corpus_step, plan_corpus_steps};
+use crate::spool::{self, Spool};
 use crate::state::{OutputDir, ShardWriter, Timing};
 use crate::stats::RunStats;
 use crate::steps::{Stage, build_stages};
@@ -114,6 +115,7 @@ pub struct RunSummary {
 }
 
 /// Where a document stands.
+#[derive(Serialize, Deserialize)]
 pub(crate) enum Fate {
     Alive,
     Rejected { step: usize },
@@ -130,6 +132,7 @@ impl Fate {
 }
 
 /// One record after parsing.
+#[derive(Serialize, Deserialize)]
 pub(crate) enum Slot {
     Doc {
         doc: Document,
@@ -141,18 +144,25 @@ pub(crate) enum Slot {
     Error(ErrorRecord),
 }
 
-struct RawBatch {
-    shard: usize,
-    records: Vec<(u32, Record)>,
-    last_in_shard: bool,
+/// A batch as the reader thread cuts it.
+pub(crate) struct RawBatch {
+    pub shard: usize,
+    pub payload: RawPayload,
+    pub last_in_shard: bool,
 }
 
-struct Batch {
-    shard: usize,
-    slots: Vec<Slot>,
+/// Records read from the inputs (with their input's index), or a batch of the spool.
+pub(crate) enum RawPayload {
+    Records(Vec<(u32, Record)>),
+    Spooled(Vec<u8>),
+}
+
+pub(crate) struct Batch {
+    pub shard: usize,
+    pub slots: Vec<Slot>,
     keys: Vec<u128>,
-    stats: RunStats,
-    last_in_shard: bool,
+    pub stats: RunStats,
+    pub last_in_shard: bool,
 }
 
 /// Documents of a batch bound for one part, encoded by a worker: `target` is `None` for
@@ -213,44 +223,38 @@ pub fn run(
         .map(|n| options.step_dirs.get(n).cloned().unwrap_or(out.step_dir(n)))
         .collect();
 
-    let scans = plan_corpus_steps(&context, config, options, &step_dirs, progress)?;
-    for h in corpus_steps(config) {
+    let spool = Spool::new(out.spool_dir());
+    let scans = plan_corpus_steps(&context, config, options, &step_dirs, &spool, progress)?;
+    let corpus = corpus_steps(config);
+    for &h in &corpus {
         if !open_corpus_step(&mut stages[h], &names[h], &step_dirs[h])? {
             let message = format!("step `{}` has no plan after its scan", names[h]);
             return Err(PipelineError::Internal(message));
         }
     }
+    let (source, start) = match corpus.first() {
+        Some(&first) if spool.is_complete() => (Source::Spool(&spool), first),
+        _ => (Source::Inputs, 0),
+    };
     let finished = out.finished_shards(&step_ids);
     let ordered = ordered_steps(&stages);
     replay_finished(&out, &mut stages, &ordered, finished)?;
 
     let (raw_tx, raw_rx) = bounded::<RawBatch>(workers * 4);
     let (out_tx, out_rx) = bounded::<WriterMsg>(workers * 4);
-    let consumed = Arc::new(AtomicU64::new(0));
-    let stored_total: u64 = options.inputs.iter().map(|i| i.size).sum();
-    let shard_bytes = config.output.shard_mb * 1_000_000;
+    let consumed = AtomicU64::new(0);
+    let stored_total = source.stored_total(options);
 
     let result = std::thread::scope(|scope| {
         let reader = {
-            let inputs = &options.inputs;
-            let read_options = config.input.read_options();
-            let consumed = Arc::clone(&consumed);
-            scope.spawn(move || {
-                read_inputs(
-                    inputs,
-                    &read_options,
-                    shard_bytes,
-                    finished,
-                    &raw_tx,
-                    &consumed,
-                )
-            })
+            let (source, consumed) = (&source, &consumed);
+            scope.spawn(move || source.feed(config, options, finished, raw_tx, consumed))
         };
         let writer = {
             let writer = ShardWriter::new(&out, &config.output, &names);
             scope.spawn(move || writer.run(&out_rx))
         };
-        let shards = context.process(&mut stages, &raw_rx, &out_tx, |docs, text_bytes, kept| {
+        let report = |docs, text_bytes, kept| {
             progress.update(&ProgressUpdate {
                 docs,
                 text_bytes,
@@ -259,7 +263,8 @@ pub fn run(
                 stored_total,
                 elapsed: started.elapsed(),
             });
-        });
+        };
+        let shards = context.process(&mut stages, start, &raw_rx, &out_tx, report);
         drop(out_tx);
         drop(raw_rx);
         let written = writer
@@ -269,7 +274,7 @@ pub fn run(
             .join()
             .map_err(|_| PipelineError::Internal("the reader thread panicked".into()))?;
         written?;
-        Ok::<_, PipelineError>((shards?, inputs))
+        Ok::<_, PipelineError>((shards?, inputs?))
     });
     let (shards, inputs) = result?;
     progress.finish();
@@ -281,6 +286,7 @@ pub fn run(
     let stats = out.finalize(
         config, options, &step_ids, &inputs, shards, finished, &timing,
     )?;
+    spool.remove()?;
     Ok(RunSummary {
         stats,
         shards,
@@ -291,15 +297,8 @@ pub fn run(
     })
 }
 
-/// The indices of the corpus-wide steps.
-fn corpus_steps(config: &PipelineConfig) -> Vec<usize> {
-    (0..config.steps.len())
-        .filter(|&i| config.steps[i].is_corpus_wide())
-        .collect()
-}
-
 /// Names and types of the steps, as the stats list them.
-fn step_ids(config: &PipelineConfig) -> Vec<(String, String)> {
+pub(crate) fn step_ids(config: &PipelineConfig) -> Vec<(String, String)> {
     config
         .step_names()
         .into_iter()
@@ -308,7 +307,7 @@ fn step_ids(config: &PipelineConfig) -> Vec<(String, String)> {
         .collect()
 }
 
-fn worker_pool(workers: usize) -> Result<rayon::ThreadPool, PipelineError> {
+pub(crate) fn worker_pool(workers: usize) -> Result<rayon::ThreadPool, PipelineError> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(workers.max(1))
         .thread_name(|i| format!("latam-worker-{i}"))
@@ -316,209 +315,8 @@ fn worker_pool(workers: usize) -> Result<rayon::ThreadPool, PipelineError> {
         .map_err(|e| PipelineError::Internal(format!("cannot start worker threads: {e}")))
 }
 
-/// Makes sure every corpus-wide step has its plan: each one whose work directory holds none
-/// scans the corpus, over the steps before it. Returns the seconds of each scan.
-fn plan_corpus_steps(
-    context: &Context,
-    config: &PipelineConfig,
-    options: &RunOptions,
-    step_dirs: &[PathBuf],
-    progress: &dyn Progress,
-) -> Result<BTreeMap<String, f64>, PipelineError> {
-    let names = context.names;
-    let corpus = corpus_steps(config);
-    let mut scans = BTreeMap::new();
-    for &step in &corpus {
-        let mut stages = build_stages(config)?;
-        stages.truncate(step + 1);
-        let mut needs_scan = false;
-        for &h in corpus.iter().take_while(|&&h| h <= step) {
-            needs_scan = !open_corpus_step(&mut stages[h], &names[h], &step_dirs[h])?;
-        }
-        if needs_scan {
-            tracing::info!("scanning the corpus for `{}`", names[step]);
-            let (before, last) = stages.split_at_mut(step);
-            let Stage::Corpus(corpus) = &mut last[0] else {
-                unreachable!("a corpus-wide step")
-            };
-            let t = Instant::now();
-            scan(
-                context,
-                config,
-                options,
-                before,
-                (names[step].as_str(), corpus.as_mut()),
-                progress,
-            )?;
-            scans.insert(names[step].clone(), t.elapsed().as_secs_f64());
-        }
-    }
-    Ok(scans)
-}
-
-/// Opens a corpus-wide step on its work directory: whether its plan is there.
-fn open_corpus_step(stage: &mut Stage, name: &str, dir: &Path) -> Result<bool, PipelineError> {
-    let Stage::Corpus(step) = stage else {
-        unreachable!("a corpus-wide step")
-    };
-    step.open(dir).map_err(|e| PipelineError::Step {
-        step: name.to_owned(),
-        message: format!("{}: {e}", dir.display()),
-    })
-}
-
-/// Runs the scan of a corpus-wide step that is not one of the pipeline's own (a staged task):
-/// the documents pass through the pipeline's steps, then `step` sees them and plans. Returns
-/// `false`, scanning nothing, when `step` finds its work already done in `dir`.
-pub fn scan_step(
-    config: &PipelineConfig,
-    options: &RunOptions,
-    (name, step): (&str, &mut dyn CorpusStep),
-    dir: &Path,
-    progress: &dyn Progress,
-) -> Result<bool, PipelineError> {
-    let failed = |e: std::io::Error| PipelineError::Step {
-        step: name.to_owned(),
-        message: format!("{}: {e}", dir.display()),
-    };
-    if step.open(dir).map_err(failed)? {
-        return Ok(false);
-    }
-    let mut stages = build_stages(config)?;
-    let names = config.step_names();
-    let step_ids = step_ids(config);
-    let pool = worker_pool(options.workers)?;
-    let fields = config.input.read_options().fields;
-    let context = Context {
-        pool: &pool,
-        names: &names,
-        step_ids: &step_ids,
-        inputs: &options.inputs,
-        first_input: options.first_input,
-        fields: &fields,
-        output: &config.output,
-    };
-    for (stage, name) in stages.iter().zip(&names) {
-        if matches!(stage, Stage::Corpus(_)) {
-            return Err(PipelineError::Step {
-                step: name.clone(),
-                message: "a staged task runs no corpus-wide step before its own".into(),
-            });
-        }
-    }
-    scan(
-        &context,
-        config,
-        options,
-        &mut stages,
-        (name, step),
-        progress,
-    )?;
-    Ok(true)
-}
-
-/// The scan of a corpus-wide step: the steps `before` it run over the whole corpus (nothing is
-/// written), it sees a sketch of every document that reaches it, in corpus order, and then
-/// plans.
-fn scan(
-    context: &Context,
-    config: &PipelineConfig,
-    options: &RunOptions,
-    before: &mut [Stage],
-    (name, corpus): (&str, &mut dyn CorpusStep),
-    progress: &dyn Progress,
-) -> Result<(), PipelineError> {
-    let started = Instant::now();
-    let workers = context.pool.current_num_threads();
-    let (raw_tx, raw_rx) = bounded::<RawBatch>(workers * 4);
-    let consumed = AtomicU64::new(0);
-    let stored_total: u64 = options.inputs.iter().map(|i| i.size).sum();
-    let step = before.len();
-    let failed = |e: std::io::Error| PipelineError::Step {
-        step: name.to_owned(),
-        message: e.to_string(),
-    };
-    let read_options = config.input.read_options();
-    std::thread::scope(|scope| {
-        let (read_options, consumed) = (&read_options, &consumed);
-        let reader = scope.spawn(move || {
-            read_inputs(
-                &options.inputs,
-                read_options,
-                u64::MAX,
-                0,
-                &raw_tx,
-                consumed,
-            )
-        });
-        let mut logs = vec![Vec::new(); ordered_steps(before).len()];
-        let mut stats = RunStats::new(context.step_ids);
-        let (mut docs, mut bytes) = (0u64, 0u64);
-        let mut result = Ok(());
-        while let Some(mut wave) = context.next_wave(&raw_rx) {
-            context.run_steps(&mut wave, before, step, &mut logs, &mut stats);
-            let shared: &dyn CorpusStep = corpus;
-            let sketches: Vec<Vec<Vec<u64>>> = context.pool.install(|| {
-                wave.par_iter()
-                    .map(|b| live_docs(b).map(|(doc, _)| shared.sketch(doc)).collect())
-                    .collect()
-            });
-            for (batch, sketches) in wave.iter().zip(sketches) {
-                for ((doc, at), sketch) in live_docs(batch).zip(sketches) {
-                    result = result.and_then(|()| corpus.observe(at, &doc.id, sketch));
-                }
-                for slot in &batch.slots {
-                    if let Slot::Doc { read_bytes, .. } = slot {
-                        docs += 1;
-                        bytes += read_bytes;
-                    }
-                }
-            }
-            for logs in &mut logs {
-                logs.clear();
-            }
-            progress.update(&ProgressUpdate {
-                docs,
-                text_bytes: bytes,
-                kept: docs,
-                stored_bytes: consumed.load(Ordering::Relaxed),
-                stored_total,
-                elapsed: started.elapsed(),
-            });
-            if result.is_err() {
-                break;
-            }
-        }
-        drop(raw_rx);
-        reader
-            .join()
-            .map_err(|_| PipelineError::Internal("the reader thread panicked".into()))?;
-        result.map_err(failed)
-    })?;
-    progress.finish();
-    corpus.plan().map_err(failed)?;
-    tracing::info!(
-        "`{name}` planned after a scan of {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-/// The documents of a batch still alive, with their positions.
-fn live_docs(batch: &Batch) -> impl Iterator<Item = (&Document, Position)> {
-    batch.slots.iter().filter_map(|s| match s {
-        Slot::Doc {
-            doc,
-            at,
-            fate: Fate::Alive,
-            ..
-        } => Some((doc, *at)),
-        _ => None,
-    })
-}
-
 /// Indices of the ordered steps.
-fn ordered_steps(stages: &[Stage]) -> Vec<usize> {
+pub(crate) fn ordered_steps(stages: &[Stage]) -> Vec<usize> {
     (0..stages.len())
         .filter(|&i| matches!(stages[i], Stage::Ordered(_)))
         .collect()
@@ -550,7 +348,7 @@ fn replay_finished(
 
 /// The reader thread: cuts the inputs into batches and shards; returns what the manifest says
 /// of each input.
-fn read_inputs(
+pub(crate) fn read_inputs(
     inputs: &[InputFile],
     options: &ReadOptions,
     shard_bytes: u64,
@@ -627,7 +425,7 @@ impl BatchSender<'_> {
                 .tx
                 .send(RawBatch {
                     shard,
-                    records,
+                    payload: RawPayload::Records(records),
                     last_in_shard,
                 })
                 .is_ok();
@@ -636,22 +434,39 @@ impl BatchSender<'_> {
 }
 
 /// What the workers share.
-struct Context<'a> {
-    pool: &'a rayon::ThreadPool,
-    names: &'a [String],
-    step_ids: &'a [(String, String)],
-    inputs: &'a [InputFile],
-    first_input: u32,
-    fields: &'a FieldNames,
-    output: &'a OutputConfig,
+pub(crate) struct Context<'a> {
+    pub pool: &'a rayon::ThreadPool,
+    pub names: &'a [String],
+    pub step_ids: &'a [(String, String)],
+    pub inputs: &'a [InputFile],
+    pub first_input: u32,
+    pub fields: &'a FieldNames,
+    pub output: &'a OutputConfig,
 }
 
 impl Context<'_> {
-    /// Parses the records of a batch (in a worker).
-    fn parse(&self, raw: RawBatch) -> Batch {
-        let mut slots = Vec::with_capacity(raw.records.len());
+    /// Parses the records of a batch, or decodes a spooled one (in a worker).
+    fn parse(&self, raw: RawBatch) -> Result<Batch, PipelineError> {
+        let (slots, stats) = match raw.payload {
+            RawPayload::Records(records) => self.parse_records(records),
+            RawPayload::Spooled(bytes) => {
+                let batch = spool::decode(&bytes).map_err(PipelineError::Internal)?;
+                (batch.slots, batch.stats)
+            }
+        };
+        Ok(Batch {
+            shard: raw.shard,
+            slots,
+            keys: Vec::new(),
+            stats,
+            last_in_shard: raw.last_in_shard,
+        })
+    }
+
+    fn parse_records(&self, records: Vec<(u32, Record)>) -> (Vec<Slot>, RunStats) {
+        let mut slots = Vec::with_capacity(records.len());
         let mut stats = RunStats::new(self.step_ids);
-        for (index, record) in raw.records {
+        for (index, record) in records {
             let input = &self.inputs[index as usize];
             let doc = match record.kind {
                 RecordKind::Json(line) => {
@@ -683,13 +498,7 @@ impl Context<'_> {
                 }
             }
         }
-        Batch {
-            shard: raw.shard,
-            slots,
-            keys: Vec::new(),
-            stats,
-            last_in_shard: raw.last_in_shard,
-        }
+        (slots, stats)
     }
 
     /// Runs the map steps `range` over one batch (in a worker).
@@ -755,7 +564,10 @@ impl Context<'_> {
     }
 
     /// Receives the next wave of batches (never spanning two shards) and parses it.
-    fn next_wave(&self, rx: &Receiver<RawBatch>) -> Option<Vec<Batch>> {
+    pub(crate) fn next_wave(
+        &self,
+        rx: &Receiver<RawBatch>,
+    ) -> Option<Result<Vec<Batch>, PipelineError>> {
         let wave_size = self.pool.current_num_threads() * 2;
         let mut raw = vec![rx.recv().ok()?];
         while raw.len() < wave_size && !raw.last().is_some_and(|b| b.last_in_shard) {
@@ -770,29 +582,35 @@ impl Context<'_> {
         )
     }
 
-    /// Runs `stages[..end]` over a wave: map and corpus-wide steps in parallel, ordered steps
-    /// in corpus order between them (their keys appended to `logs`, one list per ordered step).
-    fn run_steps(
+    /// Runs `stages[range]` over a wave: map and corpus-wide steps in parallel, ordered steps
+    /// in corpus order between them (their keys appended to `logs`, one list per ordered step
+    /// of the whole pipeline).
+    pub(crate) fn run_steps(
         &self,
         wave: &mut [Batch],
         stages: &mut [Stage],
-        end: usize,
+        range: Range<usize>,
         logs: &mut [Vec<u128>],
-        stats: &mut RunStats,
     ) {
-        let ordered = ordered_steps(&stages[..end]);
-        let mut start = 0;
-        for (k, &boundary) in ordered.iter().chain(std::iter::once(&end)).enumerate() {
+        let ordered = ordered_steps(stages);
+        let mut start = range.start;
+        let boundaries = ordered
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| range.contains(o))
+            .map(|(k, &o)| (Some(k), o))
+            .chain(std::iter::once((None, range.end)));
+        for (k, boundary) in boundaries {
             let shared: &[Stage] = stages;
             self.pool.install(|| {
                 wave.par_iter_mut()
                     .for_each(|b| self.run_map_steps(b, shared, start..boundary));
             });
-            if boundary == end {
-                break;
+            let Some(k) = k else { break };
+            let t = self.run_ordered_step(wave, stages, boundary, &mut logs[k]);
+            if let Some(first) = wave.first_mut() {
+                first.stats.steps[boundary].time_s += t;
             }
-            stats.steps[boundary].time_s +=
-                self.run_ordered_step(wave, stages, boundary, &mut logs[k]);
             start = boundary + 1;
         }
     }
@@ -802,6 +620,7 @@ impl Context<'_> {
     fn process(
         &self,
         stages: &mut [Stage],
+        start: usize,
         rx: &Receiver<RawBatch>,
         tx: &Sender<WriterMsg>,
         report: impl Fn(u64, u64, u64),
@@ -811,14 +630,10 @@ impl Context<'_> {
         let mut shard_stats = RunStats::new(self.step_ids);
         let mut shard_keys: Vec<Vec<u128>> = vec![Vec::new(); ordered];
         let mut shards = 0;
-        while let Some(mut wave) = self.next_wave(rx) {
-            self.run_steps(
-                &mut wave,
-                stages,
-                stages.len(),
-                &mut shard_keys,
-                &mut shard_stats,
-            );
+        while let Some(wave) = self.next_wave(rx) {
+            let mut wave = wave?;
+            let end = stages.len();
+            self.run_steps(&mut wave, stages, start..end, &mut shard_keys);
             for batch in &mut wave {
                 for slot in &batch.slots {
                     if let Slot::Doc {

@@ -25,6 +25,8 @@
 mod config;
 mod engine;
 mod report;
+mod scan;
+mod spool;
 mod state;
 mod stats;
 mod steps;
@@ -32,7 +34,8 @@ mod steps;
 use std::time::Duration;
 
 pub use config::{DEFAULT_PIPELINE, InputConfig, OutputConfig, PipelineConfig, StepConfig};
-pub use engine::{ErrorRecord, InputSummary, RunOptions, RunSummary, run, scan_step};
+pub use engine::{ErrorRecord, InputSummary, RunOptions, RunSummary, run};
+pub use scan::scan_step;
 pub use stats::{ByteTotals, DocumentTotals, GroupCounts, RunStats, StepStats};
 pub use steps::{FilterMetadata, FilterMetadataConfig};
 

@@ -7,6 +7,7 @@
 //! OUT/.latam/shards/shard-00000.json  a finished shard: stats, errors, outputs with hashes
 //! OUT/.latam/shards/shard-00000.keys  keys shown to ordered steps (replayed on resume)
 //! OUT/.latam/steps/<step>/            plans of corpus-wide steps (reused on resume)
+//! OUT/.latam/spool/                   batches as the first corpus-wide step sees them (until the end)
 //! ```
 
 use std::collections::BTreeMap;
@@ -140,6 +141,11 @@ impl OutputDir {
 
     fn state_dir(&self) -> PathBuf {
         self.root.join(STATE_DIR)
+    }
+
+    /// The spool of the run's scans.
+    pub(crate) fn spool_dir(&self) -> PathBuf {
+        self.state_dir().join("spool")
     }
 
     /// The work directory of corpus-wide step `name`.
