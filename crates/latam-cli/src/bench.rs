@@ -147,6 +147,7 @@ fn corpus(args: &BenchArgs) -> Result<u8, Failure> {
         "docs_per_s_per_worker": s.documents.read as f64 / wall / workers as f64,
         "mb_per_cpu_s": cpu.map(|c| mb / c),
         "peak_rss_mb": peak_rss_mb(),
+        "scan_s": summary.scans,
         "steps": s.steps.iter().map(|st| serde_json::json!({
             "name": st.name, "in": st.input, "time_s": st.time_s,
             "mb_per_s": if st.time_s > 0.0 { Some(mb / st.time_s) } else { None },
@@ -178,6 +179,9 @@ fn corpus(args: &BenchArgs) -> Result<u8, Failure> {
     );
     if let Some(rss) = peak_rss_mb() {
         println!("peak memory      {rss:.0} MB");
+    }
+    for (step, secs) in &summary.scans {
+        println!("scan for {step:<10} {secs:.2} s wall (the steps before it, and its sketches)");
     }
     println!("\nworker time per step (MB of input text per worker-second):");
     for st in &s.steps {
