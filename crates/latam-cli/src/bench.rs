@@ -26,23 +26,9 @@ pub(crate) enum BenchCommand {
     Dedup(DedupBenchArgs),
 }
 
+/// What every benchmark reads, on how many threads, and how it reports.
 #[derive(Args)]
-pub(crate) struct DedupBenchArgs {
-    /// Input file, directory or glob (repeatable); default: the bundled sample corpus.
-    #[arg(short, long = "input", value_name = "PATH")]
-    inputs: Vec<String>,
-    /// Threads of the parallel measure (default: one per core).
-    #[arg(short, long)]
-    workers: Option<usize>,
-    /// Print the figures as one JSON object.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args)]
-pub(crate) struct BenchArgs {
-    /// Pipeline file (TOML); default: the built-in pipeline.
-    pipeline: Option<PathBuf>,
+pub(crate) struct Measure {
     /// Input file, directory or glob (repeatable); default: the bundled sample corpus.
     #[arg(short, long = "input", value_name = "PATH")]
     inputs: Vec<String>,
@@ -52,6 +38,20 @@ pub(crate) struct BenchArgs {
     /// Print the figures as one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct DedupBenchArgs {
+    #[command(flatten)]
+    measure: Measure,
+}
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    /// Pipeline file (TOML); default: the built-in pipeline.
+    pipeline: Option<PathBuf>,
+    #[command(flatten)]
+    measure: Measure,
 }
 
 pub(crate) fn run(command: BenchCommand) -> Result<u8, Failure> {
@@ -73,9 +73,9 @@ fn best_of_three(mut f: impl FnMut()) -> f64 {
 }
 
 fn dedup(args: &DedupBenchArgs) -> Result<u8, Failure> {
-    let docs = read_documents(&args.inputs, |_| true, usize::MAX)?;
+    let docs = read_documents(&args.measure.inputs, |_| true, usize::MAX)?;
     let mb = docs.iter().map(|d| d.text.len()).sum::<usize>() as f64 / 1e6;
-    let workers = args.workers.unwrap_or_else(default_workers);
+    let workers = args.measure.workers.unwrap_or_else(default_workers);
     let hasher = DedupMinhashConfig::default().hasher();
     let mut figures = serde_json::json!({ "documents": docs.len(), "text_mb": mb });
     for threads in [1, workers] {
@@ -103,7 +103,7 @@ fn dedup(args: &DedupBenchArgs) -> Result<u8, Failure> {
         std::hint::black_box(step.summary());
     });
     figures["paragraph_dedup_mb_per_s_1_thread"] = serde_json::json!(mb / secs);
-    if args.json {
+    if args.measure.json {
         println!("{figures}");
     } else {
         println!("documents {}, {mb:.1} MB of text", docs.len());
@@ -118,8 +118,8 @@ fn dedup(args: &DedupBenchArgs) -> Result<u8, Failure> {
 
 fn corpus(args: &BenchArgs) -> Result<u8, Failure> {
     let config = load_pipeline(args.pipeline.as_ref())?;
-    let inputs = inputs_for(&args.inputs, &config)?;
-    let workers = args.workers.unwrap_or_else(default_workers);
+    let inputs = inputs_for(&args.measure.inputs, &config)?;
+    let workers = args.measure.workers.unwrap_or_else(default_workers);
     let dir = tempfile::tempdir()?;
     let options = RunOptions {
         workers,
@@ -153,7 +153,7 @@ fn corpus(args: &BenchArgs) -> Result<u8, Failure> {
             "mb_per_s": if st.time_s > 0.0 { Some(mb / st.time_s) } else { None },
         })).collect::<Vec<_>>(),
     });
-    if args.json {
+    if args.measure.json {
         println!("{figures}");
         return Ok(0);
     }

@@ -175,20 +175,42 @@ fn multi_shard_setup(s: &Scratch) {
     s.write("small-shards.toml", toml.as_bytes());
 }
 
+/// Kills a running `latam` as soon as `path` exists.
+fn kill_when(mut child: std::process::Child, path: &std::path::Path) {
+    let started = Instant::now();
+    while !path.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{} never appeared",
+            path.display()
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The run of `multi_shard_setup`, less its output directory.
+const MULTI_SHARD_RUN: [&str; 8] = [
+    "corpus",
+    "run",
+    "small-shards.toml",
+    "--input",
+    "corpus/big.jsonl",
+    "--workers",
+    "1",
+    "--output",
+];
+
 #[test]
 fn a_killed_run_resumes_to_the_same_bytes() {
     let s = Scratch::new();
     multi_shard_setup(&s);
-    let args = [
-        "corpus",
-        "run",
-        "small-shards.toml",
-        "--input",
-        "corpus/big.jsonl",
-        "--workers",
-        "1",
-        "--output",
-    ];
+    let args = MULTI_SHARD_RUN;
     let full = s.run(&[&args[..], &["full"]].concat()).expect(0);
     let stats = read_json(&s.path("full/stats.json"));
     let shards = stats["shards"].as_u64().unwrap();
@@ -202,25 +224,11 @@ fn a_killed_run_resumes_to_the_same_bytes() {
         full.stderr()
     );
 
-    let mut child = s
+    let child = s
         .command(&[&args[..], &["killed"]].concat())
         .spawn()
         .unwrap();
-    let marker = s.path("killed/.latam/shards/shard-00002.json");
-    let started = Instant::now();
-    while !marker.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no shard finished"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_when(child, &s.path("killed/.latam/shards/shard-00002.json"));
     assert!(
         !s.path("killed/stats.json").exists(),
         "killed before the end"
@@ -243,34 +251,14 @@ fn a_killed_run_resumes_to_the_same_bytes() {
 fn a_run_killed_in_its_scan_starts_the_scan_over() {
     let s = Scratch::new();
     multi_shard_setup(&s);
-    let args = [
-        "corpus",
-        "run",
-        "small-shards.toml",
-        "--input",
-        "corpus/big.jsonl",
-        "--workers",
-        "1",
-        "--output",
-    ];
+    let args = MULTI_SHARD_RUN;
     s.run(&[&args[..], &["full"]].concat()).expect(0);
-    let mut child = s
+    let child = s
         .command(&[&args[..], &["killed"]].concat())
         .spawn()
         .unwrap();
     // The spool is being written: the scan of dedup_minhash is under way.
-    let spooling = s.path("killed/.latam/spool/batches.bin.tmp");
-    let started = Instant::now();
-    while !spooling.exists() {
-        assert!(started.elapsed() < Duration::from_secs(120), "no scan");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_when(child, &s.path("killed/.latam/spool/batches.bin.tmp"));
     assert!(
         !s.path("killed/.latam/steps/dedup_minhash/clusters.jsonl")
             .exists()

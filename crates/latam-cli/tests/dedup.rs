@@ -60,6 +60,20 @@ fn corpus(s: &Scratch) {
     s.write("minhash.toml", b"[[steps]]\ntype = \"dedup_minhash\"\n");
 }
 
+/// `dedup_minhash` over the test corpus in one process.
+fn one_process(s: &Scratch, output: &str) {
+    s.run(&[
+        "corpus",
+        "run",
+        "minhash.toml",
+        "--input",
+        "in/",
+        "--output",
+        output,
+    ])
+    .expect(0);
+}
+
 fn sorted(mut docs: Vec<Value>) -> Vec<String> {
     let mut lines: Vec<String> = docs.drain(..).map(|d| d.to_string()).collect();
     lines.sort();
@@ -70,16 +84,7 @@ fn sorted(mut docs: Vec<Value>) -> Vec<String> {
 fn near_duplicates_are_removed_naming_the_document_kept() {
     let s = Scratch::new();
     corpus(&s);
-    s.run(&[
-        "corpus",
-        "run",
-        "minhash.toml",
-        "--input",
-        "in/",
-        "--output",
-        "out",
-    ])
-    .expect(0);
+    one_process(&s, "out");
     let out = s.path("out");
     assert_invariant(&out);
     let docs = long_docs();
@@ -134,16 +139,7 @@ fn task(s: &Scratch, stage: &str, task: &str, extra: &[&str]) -> util::Run {
 fn staged_tasks_give_the_one_process_result() {
     let s = Scratch::new();
     corpus(&s);
-    s.run(&[
-        "corpus",
-        "run",
-        "minhash.toml",
-        "--input",
-        "in/",
-        "--output",
-        "whole",
-    ])
-    .expect(0);
+    one_process(&s, "whole");
     task(&s, "signatures", "0", &[]).expect(0);
     task(&s, "signatures", "1", &[]).expect(0);
     let again = task(&s, "signatures", "1", &[]).expect(0);

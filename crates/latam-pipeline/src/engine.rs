@@ -209,15 +209,7 @@ pub fn run(
     let workers = options.workers.max(1);
     let pool = worker_pool(workers)?;
     let fields = config.input.read_options().fields;
-    let context = Context {
-        pool: &pool,
-        names: &names,
-        step_ids: &step_ids,
-        inputs: &options.inputs,
-        first_input: options.first_input,
-        fields: &fields,
-        output: &config.output,
-    };
+    let context = Context::new(&pool, (&names, &step_ids), &fields, config, options);
     let step_dirs: Vec<PathBuf> = names
         .iter()
         .map(|n| options.step_dirs.get(n).cloned().unwrap_or(out.step_dir(n)))
@@ -444,7 +436,25 @@ pub(crate) struct Context<'a> {
     pub output: &'a OutputConfig,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    pub(crate) fn new(
+        pool: &'a rayon::ThreadPool,
+        (names, step_ids): (&'a [String], &'a [(String, String)]),
+        fields: &'a FieldNames,
+        config: &'a PipelineConfig,
+        options: &'a RunOptions,
+    ) -> Self {
+        Self {
+            pool,
+            names,
+            step_ids,
+            inputs: &options.inputs,
+            first_input: options.first_input,
+            fields,
+            output: &config.output,
+        }
+    }
+
     /// Parses the records of a batch, or decodes a spooled one (in a worker).
     fn parse(&self, raw: RawBatch) -> Result<Batch, PipelineError> {
         let (slots, stats) = match raw.payload {

@@ -179,15 +179,7 @@ pub fn scan_step(
     let step_ids = step_ids(config);
     let pool = worker_pool(options.workers)?;
     let fields = config.input.read_options().fields;
-    let context = Context {
-        pool: &pool,
-        names: &names,
-        step_ids: &step_ids,
-        inputs: &options.inputs,
-        first_input: options.first_input,
-        fields: &fields,
-        output: &config.output,
-    };
+    let context = Context::new(&pool, (&names, &step_ids), &fields, config, options);
     let pass = Pass {
         source: Source::Inputs,
         start: 0,
