@@ -29,6 +29,7 @@ pub(crate) fn make_progress(mode: Option<ProgressMode>) -> Box<dyn Progress> {
         ProgressMode::Bar => Box::new(Bar::new()),
         ProgressMode::Json => Box::new(JsonLines {
             last: Mutex::new(None),
+            pass: Mutex::new("writing".into()),
         }),
         ProgressMode::None => Box::new(NoProgress),
     }
@@ -56,9 +57,11 @@ impl Bar {
     fn new() -> Self {
         let bar = ProgressBar::new(1000);
         bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {percent:>3}% {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix} {elapsed_precise} [{bar:30}] {percent:>3}% {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.enable_steady_tick(Duration::from_millis(250));
         Self { bar }
@@ -66,6 +69,11 @@ impl Bar {
 }
 
 impl Progress for Bar {
+    fn begin(&self, pass: &str) {
+        self.bar.reset();
+        self.bar.set_prefix(pass.to_owned());
+    }
+
     fn update(&self, u: &ProgressUpdate) {
         let (mb, docs_s, mb_s) = rates(u);
         self.bar.set_position((fraction(u) * 1000.0) as u64);
@@ -82,9 +90,15 @@ impl Progress for Bar {
 
 struct JsonLines {
     last: Mutex<Option<Instant>>,
+    pass: Mutex<String>,
 }
 
 impl Progress for JsonLines {
+    fn begin(&self, pass: &str) {
+        pass.clone_into(&mut self.pass.lock().expect("progress lock"));
+        *self.last.lock().expect("progress lock") = None;
+    }
+
     fn update(&self, u: &ProgressUpdate) {
         let mut last = self.last.lock().expect("progress lock");
         if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
@@ -92,8 +106,9 @@ impl Progress for JsonLines {
         }
         *last = Some(Instant::now());
         let (mb, docs_s, mb_s) = rates(u);
+        let pass = self.pass.lock().expect("progress lock").clone();
         let line = serde_json::json!({
-            "docs": u.docs, "mb": mb, "kept": u.kept, "fraction": fraction(u),
+            "pass": pass, "docs": u.docs, "mb": mb, "kept": u.kept, "fraction": fraction(u),
             "docs_per_s": docs_s, "mb_per_s": mb_s, "elapsed_s": u.elapsed.as_secs_f64(),
         });
         eprintln!("{line}");

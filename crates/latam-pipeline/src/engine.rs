@@ -232,6 +232,8 @@ pub fn run(
     let ordered = ordered_steps(&stages);
     replay_finished(&out, &mut stages, &ordered, finished)?;
 
+    progress.begin("writing");
+    let pass_started = Instant::now();
     let (raw_tx, raw_rx) = bounded::<RawBatch>(workers * 4);
     let (out_tx, out_rx) = bounded::<WriterMsg>(workers * 4);
     let consumed = AtomicU64::new(0);
@@ -253,7 +255,7 @@ pub fn run(
                 kept,
                 stored_bytes: consumed.load(Ordering::Relaxed),
                 stored_total,
-                elapsed: started.elapsed(),
+                elapsed: pass_started.elapsed(),
             });
         };
         let shards = context.process(&mut stages, start, &raw_rx, &out_tx, report);

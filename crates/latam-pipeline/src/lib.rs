@@ -101,9 +101,12 @@ pub struct ProgressUpdate {
 
 /// A receiver of progress (a progress bar, JSON lines, nothing).
 pub trait Progress: Sync {
+    /// A pass over the corpus begins: `scan for <step>` (a corpus-wide step's scan) or
+    /// `writing` (the final pass); positions start again from zero.
+    fn begin(&self, _pass: &str) {}
     /// A new position.
     fn update(&self, update: &ProgressUpdate);
-    /// The run is over.
+    /// The pass is over.
     fn finish(&self) {}
 }
 

@@ -216,6 +216,7 @@ fn scan(
     (name, corpus): (&str, &mut dyn CorpusStep),
     progress: &dyn Progress,
 ) -> Result<(), PipelineError> {
+    progress.begin(&format!("scan for {name}"));
     let started = Instant::now();
     let workers = context.pool.current_num_threads();
     let (raw_tx, raw_rx) = bounded::<RawBatch>(workers * 4);
