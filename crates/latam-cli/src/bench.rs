@@ -24,6 +24,19 @@ pub(crate) enum BenchCommand {
     ///
     /// Example: latam bench dedup --input ../shared/data/corpus/ --workers 2
     Dedup(DedupBenchArgs),
+    /// Predictions of a classifier model over documents held in memory, on 1 and N threads.
+    ///
+    /// Example: latam bench classifier --model lang.lcm --input ../shared/data/corpus/latam-open.jsonl.zst
+    Classifier(ClassifierBenchArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct ClassifierBenchArgs {
+    /// The model file.
+    #[arg(short, long)]
+    model: PathBuf,
+    #[command(flatten)]
+    measure: Measure,
 }
 
 /// What every benchmark reads, on how many threads, and how it reports.
@@ -58,6 +71,44 @@ pub(crate) fn run(command: BenchCommand) -> Result<u8, Failure> {
     match command {
         BenchCommand::Corpus(args) => corpus(&args),
         BenchCommand::Dedup(args) => dedup(&args),
+        BenchCommand::Classifier(args) => classifier(&args),
+    }
+}
+
+fn classifier(args: &ClassifierBenchArgs) -> Result<u8, Failure> {
+    let model = crate::classifier::load_model(&args.model)?;
+    let docs = read_documents(&args.measure.inputs, |_| true, usize::MAX)?;
+    let mb = docs.iter().map(|d| d.text.len()).sum::<usize>() as f64 / 1e6;
+    let workers = args.measure.workers.unwrap_or_else(default_workers);
+    let mut figures = serde_json::json!({ "documents": docs.len(), "text_mb": mb });
+    for threads in [1, workers] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()?;
+        let secs = best_of_three(|| {
+            pool.install(|| {
+                docs.par_iter().for_each(|d| {
+                    std::hint::black_box(model.predict(&d.text, 1));
+                });
+            });
+        });
+        figures[format!("predict_mb_per_s_{threads}_threads")] = serde_json::json!(mb / secs);
+    }
+    print_figures(&figures, args.measure.json, docs.len(), mb);
+    Ok(0)
+}
+
+/// Prints a benchmark's figures: one JSON object, or a line per rate.
+fn print_figures(figures: &serde_json::Value, json: bool, docs: usize, mb: f64) {
+    if json {
+        println!("{figures}");
+    } else {
+        println!("documents {docs}, {mb:.1} MB of text");
+        for (key, value) in figures.as_object().expect("an object") {
+            if let Some(v) = value.as_f64().filter(|_| key.contains("per_s")) {
+                println!("{key:<42} {v:>8.1}");
+            }
+        }
     }
 }
 
@@ -103,16 +154,7 @@ fn dedup(args: &DedupBenchArgs) -> Result<u8, Failure> {
         std::hint::black_box(step.summary());
     });
     figures["paragraph_dedup_mb_per_s_1_thread"] = serde_json::json!(mb / secs);
-    if args.measure.json {
-        println!("{figures}");
-    } else {
-        println!("documents {}, {mb:.1} MB of text", docs.len());
-        for (key, value) in figures.as_object().expect("an object") {
-            if let Some(v) = value.as_f64().filter(|_| key.contains("per_s")) {
-                println!("{key:<42} {v:>8.1}");
-            }
-        }
-    }
+    print_figures(&figures, args.measure.json, docs.len(), mb);
     Ok(0)
 }
 

@@ -2,6 +2,7 @@
 
 mod anonymize;
 mod bench;
+mod classifier;
 mod corpus;
 mod dedup;
 mod dedup_eval;
@@ -47,6 +48,9 @@ enum Command {
     /// Redact personal data (national IDs with check digits, e-mails, phones, cards, IPs) in
     /// JSONL documents.
     Anonymize(anonymize::AnonymizeArgs),
+    /// Train, apply and score fastText-style text classifiers (language, quality, topic).
+    #[command(subcommand)]
+    Classifier(classifier::ClassifierCommand),
     /// Label JSONL documents with their language (ISO 639-3) and a score.
     Langid(langid::LangidArgs),
     /// Measure throughput and memory of the pipeline.
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
         Command::Dedup(command) => dedup::run(command),
         Command::Anonymize(args) => anonymize::run(&args),
         Command::Langid(args) => langid::run(&args),
+        Command::Classifier(command) => classifier::run(command),
         Command::Bench(command) => bench::run(command),
     };
     match result {

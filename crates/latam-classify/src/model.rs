@@ -1,0 +1,604 @@
+//! The model: an input matrix of hashed features (`buckets × dim`), averaged into a hidden
+//! vector, and an output matrix (`labels × dim`); softmax or one-vs-all sigmoid losses; SGD
+//! with a learning rate decaying linearly to zero, as fastText trains. Training runs on one
+//! thread, so a seed gives the same model, byte for byte.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ClassifyError;
+use crate::features::FeatureConfig;
+
+/// The file's first bytes.
+const MAGIC: &[u8; 8] = b"LTMCLASS";
+/// The file format's version.
+const VERSION: u32 = 1;
+
+/// How labels compete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// One label per text: probabilities sum to one.
+    Softmax,
+    /// Any number of labels: one independent probability each.
+    OneVsAll,
+}
+
+/// Training settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Features.
+    pub features: FeatureConfig,
+    /// Size of the hidden vector.
+    pub dim: usize,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Initial learning rate.
+    pub lr: f32,
+    /// `softmax` or `one_vs_all`.
+    pub loss: Loss,
+    /// Seed of the initial weights and of the order of examples.
+    pub seed: u64,
+    /// Store the input rows as 8-bit integers with one scale per row (4× smaller).
+    pub quantize: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            features: FeatureConfig::default(),
+            dim: 16,
+            epochs: 5,
+            lr: 0.5,
+            loss: Loss::Softmax,
+            seed: 1,
+            quantize: true,
+        }
+    }
+}
+
+/// A labelled text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// The text.
+    pub text: String,
+    /// Its labels (one for softmax).
+    pub labels: Vec<String>,
+}
+
+/// What the model file says of itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// The labels, in output order.
+    pub labels: Vec<String>,
+    /// The settings it was trained with.
+    pub config: TrainConfig,
+    /// Training examples.
+    pub examples: usize,
+    /// Free text: sources and licences of the training data, for the model's card.
+    pub card: String,
+}
+
+/// A trained classifier.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    header: Header,
+    /// Row of each bucket plus one (0: the bucket was never seen).
+    index: Vec<u32>,
+    /// The input rows that training touched, `dim` values each.
+    rows: Vec<f32>,
+    /// The output matrix, `labels × dim`.
+    output: Vec<f32>,
+}
+
+/// SplitMix64.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Softmax of `scores`, in place.
+fn softmax(scores: &mut [f32]) {
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    for s in scores.iter_mut() {
+        *s /= sum;
+    }
+}
+
+/// The weights being trained, and the buffers of one update.
+struct Sgd {
+    dim: usize,
+    loss: Loss,
+    input: Vec<f32>,
+    output: Vec<f32>,
+    /// Buckets some example used: the rows the model keeps.
+    used: Vec<bool>,
+    hidden: Vec<f32>,
+    grad: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+impl Sgd {
+    /// One example: forward, loss gradient, and the updates of the output and input rows.
+    fn update(&mut self, features: &[u32], targets: &[usize], lr: f32) {
+        let dim = self.dim;
+        if features.is_empty() || targets.is_empty() {
+            return;
+        }
+        self.hidden.fill(0.0);
+        for &f in features {
+            let row = &self.input[f as usize * dim..(f as usize + 1) * dim];
+            self.hidden.iter_mut().zip(row).for_each(|(h, r)| *h += r);
+            self.used[f as usize] = true;
+        }
+        let n = features.len() as f32;
+        self.hidden.iter_mut().for_each(|h| *h /= n);
+        for (j, s) in self.scores.iter_mut().enumerate() {
+            *s = dot(&self.output[j * dim..(j + 1) * dim], &self.hidden);
+        }
+        self.grad.fill(0.0);
+        match self.loss {
+            Loss::Softmax => softmax(&mut self.scores),
+            Loss::OneVsAll => self.scores.iter_mut().for_each(|s| *s = sigmoid(*s)),
+        }
+        for (j, &p) in self.scores.iter().enumerate() {
+            let target = match (targets.contains(&j), self.loss) {
+                (false, _) => 0.0,
+                (true, Loss::Softmax) => 1.0 / targets.len() as f32,
+                (true, Loss::OneVsAll) => 1.0,
+            };
+            let g = lr * (target - p);
+            let out = &mut self.output[j * dim..(j + 1) * dim];
+            for ((grad, o), h) in self.grad.iter_mut().zip(out).zip(&self.hidden) {
+                *grad += g * *o;
+                *o += g * h;
+            }
+        }
+        self.grad.iter_mut().for_each(|g| *g /= n);
+        for &f in features {
+            let row = &mut self.input[f as usize * dim..(f as usize + 1) * dim];
+            row.iter_mut().zip(&self.grad).for_each(|(r, g)| *r += g);
+        }
+    }
+}
+
+impl Classifier {
+    /// Trains on `examples`; `card` describes the training data for the model file.
+    pub fn train(
+        examples: &[Example],
+        config: &TrainConfig,
+        card: &str,
+    ) -> Result<Self, ClassifyError> {
+        if examples.is_empty() {
+            return Err(ClassifyError::Data("no training examples".into()));
+        }
+        if config.dim == 0 || config.epochs == 0 || config.features.buckets == 0 {
+            return Err(ClassifyError::Data(
+                "`dim`, `epochs` and `buckets` must be at least 1".into(),
+            ));
+        }
+        let labels: Vec<String> = examples
+            .iter()
+            .flat_map(|e| e.labels.iter().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if labels.len() < 2 {
+            return Err(ClassifyError::Data(format!(
+                "training needs two labels or more; found {labels:?}"
+            )));
+        }
+        let dim = config.dim;
+        let buckets = config.features.buckets as usize;
+        let mut rng = Rng(config.seed);
+        let bound = 1.0 / dim as f32;
+        let input: Vec<f32> = (0..buckets * dim)
+            .map(|_| (rng.unit() * 2.0 - 1.0) * bound)
+            .collect();
+        let output = vec![0.0f32; labels.len() * dim];
+        let prepared: Vec<(Vec<u32>, Vec<usize>)> = examples
+            .iter()
+            .map(|e| {
+                let mut f = Vec::new();
+                config.features.features(&e.text, &mut f);
+                let y = e
+                    .labels
+                    .iter()
+                    .map(|l| labels.binary_search(l).expect("a known label"))
+                    .collect();
+                (f, y)
+            })
+            .collect();
+        let mut sgd = Sgd {
+            dim,
+            loss: config.loss,
+            input,
+            output,
+            used: vec![false; buckets],
+            hidden: vec![0.0; dim],
+            grad: vec![0.0; dim],
+            scores: vec![0.0; labels.len()],
+        };
+        let total = (config.epochs * prepared.len()) as f32;
+        let mut order: Vec<usize> = (0..prepared.len()).collect();
+        let mut step = 0usize;
+        for _ in 0..config.epochs {
+            for i in (1..order.len()).rev() {
+                order.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+            }
+            for &e in &order {
+                let (features, targets) = &prepared[e];
+                let lr = config.lr * (1.0 - step as f32 / total);
+                step += 1;
+                sgd.update(features, targets, lr);
+            }
+        }
+        let Sgd {
+            input,
+            output,
+            used,
+            ..
+        } = sgd;
+        let mut index = vec![0u32; buckets];
+        let mut rows = Vec::new();
+        for (b, _) in used.iter().enumerate().filter(|(_, u)| **u) {
+            rows.extend_from_slice(&input[b * dim..(b + 1) * dim]);
+            index[b] = (rows.len() / dim) as u32;
+        }
+        let mut model = Self {
+            header: Header {
+                labels,
+                config: config.clone(),
+                examples: examples.len(),
+                card: card.to_owned(),
+            },
+            index,
+            rows,
+            output,
+        };
+        if config.quantize {
+            model.quantize_rows();
+        }
+        Ok(model)
+    }
+
+    /// Rounds every input row to what its 8-bit form holds, so that the model in memory
+    /// predicts exactly as the one read back from its file.
+    fn quantize_rows(&mut self) {
+        let dim = self.header.config.dim;
+        for row in self.rows.chunks_exact_mut(dim) {
+            let (scale, q) = quantize(row);
+            row.iter_mut()
+                .zip(q)
+                .for_each(|(r, q)| *r = f32::from(q) * scale);
+        }
+    }
+
+    /// The header: labels, settings, data card.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The labels, in output order.
+    pub fn labels(&self) -> &[String] {
+        &self.header.labels
+    }
+
+    /// Probability of every label for `text`, in label order; `None` when the text has no
+    /// feature the model knows.
+    pub fn probabilities(&self, text: &str) -> Option<Vec<f32>> {
+        let dim = self.header.config.dim;
+        let mut features = Vec::new();
+        self.header.config.features.features(text, &mut features);
+        let mut hidden = vec![0.0f32; dim];
+        let mut known = 0usize;
+        for f in features {
+            let row = self.index[f as usize];
+            if row == 0 {
+                continue;
+            }
+            let start = (row as usize - 1) * dim;
+            hidden
+                .iter_mut()
+                .zip(&self.rows[start..start + dim])
+                .for_each(|(h, r)| *h += r);
+            known += 1;
+        }
+        if known == 0 {
+            return None;
+        }
+        for h in &mut hidden {
+            *h /= known as f32;
+        }
+        let mut scores: Vec<f32> = self
+            .output
+            .chunks_exact(dim)
+            .map(|w| dot(w, &hidden))
+            .collect();
+        match self.header.config.loss {
+            Loss::Softmax => softmax(&mut scores),
+            Loss::OneVsAll => scores.iter_mut().for_each(|s| *s = sigmoid(*s)),
+        }
+        Some(scores)
+    }
+
+    /// The `k` most probable labels with their probabilities, best first.
+    pub fn predict(&self, text: &str, k: usize) -> Vec<(&str, f32)> {
+        let Some(probs) = self.probabilities(text) else {
+            return Vec::new();
+        };
+        let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked
+            .into_iter()
+            .take(k)
+            .map(|(i, p)| (self.header.labels[i].as_str(), p))
+            .collect()
+    }
+
+    /// Writes the model: magic, version, header (JSON), rows, output.
+    pub fn write(&self, out: &mut impl Write) -> Result<(), ClassifyError> {
+        let dim = self.header.config.dim;
+        let header = serde_json::to_vec(&self.header).expect("plain data");
+        out.write_all(MAGIC)?;
+        out.write_all(&VERSION.to_le_bytes())?;
+        out.write_all(&(header.len() as u32).to_le_bytes())?;
+        out.write_all(&header)?;
+        let used: Vec<(u32, u32)> = self
+            .index
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| **r > 0)
+            .map(|(b, r)| (b as u32, *r))
+            .collect();
+        out.write_all(&(used.len() as u32).to_le_bytes())?;
+        for &(bucket, row) in &used {
+            out.write_all(&bucket.to_le_bytes())?;
+            let start = (row as usize - 1) * dim;
+            let values = &self.rows[start..start + dim];
+            if self.header.config.quantize {
+                let (scale, q) = quantize(values);
+                out.write_all(&scale.to_le_bytes())?;
+                out.write_all(&q.iter().map(|&v| v.cast_unsigned()).collect::<Vec<u8>>())?;
+            } else {
+                for v in values {
+                    out.write_all(&v.to_le_bytes())?;
+                }
+            }
+        }
+        for v in &self.output {
+            out.write_all(&v.to_le_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The model as bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write(&mut out).expect("writing into memory");
+        out
+    }
+
+    /// Reads a model written by [`Classifier::write`].
+    pub fn read(input: &mut impl Read) -> Result<Self, ClassifyError> {
+        let bad = |what: &str| ClassifyError::Format(what.to_owned());
+        let mut magic = [0u8; 8];
+        input
+            .read_exact(&mut magic)
+            .map_err(|_| bad("too short to be a model"))?;
+        if &magic != MAGIC {
+            return Err(bad(
+                "not a latam classifier model (it does not start with LTMCLASS)",
+            ));
+        }
+        let version = read_u32(input)?;
+        if version != VERSION {
+            return Err(ClassifyError::Format(format!(
+                "model format version {version}; this tool reads version {VERSION}"
+            )));
+        }
+        let len = read_u32(input)? as usize;
+        let mut header = vec![0u8; len];
+        input.read_exact(&mut header)?;
+        let header: Header =
+            serde_json::from_slice(&header).map_err(|e| bad(&format!("header: {e}")))?;
+        let dim = header.config.dim;
+        let buckets = header.config.features.buckets as usize;
+        if dim == 0 || header.labels.len() < 2 || buckets == 0 {
+            return Err(bad("header: no dimension, buckets or labels"));
+        }
+        let used = read_u32(input)? as usize;
+        if used > buckets {
+            return Err(bad("more rows than buckets"));
+        }
+        let mut index = vec![0u32; buckets];
+        let mut rows = Vec::with_capacity(used * dim);
+        for r in 0..used {
+            let bucket = read_u32(input)? as usize;
+            if bucket >= buckets {
+                return Err(bad("a row outside the buckets"));
+            }
+            index[bucket] = r as u32 + 1;
+            if header.config.quantize {
+                let scale = read_f32(input)?;
+                let mut q = vec![0u8; dim];
+                input.read_exact(&mut q)?;
+                rows.extend(q.into_iter().map(|v| f32::from(v.cast_signed()) * scale));
+            } else {
+                for _ in 0..dim {
+                    rows.push(read_f32(input)?);
+                }
+            }
+        }
+        let output = (0..header.labels.len() * dim)
+            .map(|_| read_f32(input))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            header,
+            index,
+            rows,
+            output,
+        })
+    }
+
+    /// Reads a model from bytes.
+    pub fn from_bytes(mut bytes: &[u8]) -> Result<Self, ClassifyError> {
+        Self::read(&mut bytes)
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// A row as 8-bit integers and the scale that brings them back.
+fn quantize(row: &[f32]) -> (f32, Vec<i8>) {
+    let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let scale = if max == 0.0 { 1.0 } else { max / 127.0 };
+    let q = row
+        .iter()
+        .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8)
+        .collect();
+    (scale, q)
+}
+
+fn read_u32(input: &mut impl Read) -> Result<u32, ClassifyError> {
+    let mut b = [0u8; 4];
+    input
+        .read_exact(&mut b)
+        .map_err(|_| ClassifyError::Format("the model file is truncated".into()))?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn read_f32(input: &mut impl Read) -> Result<f32, ClassifyError> {
+    read_u32(input).map(f32::from_bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn examples() -> Vec<Example> {
+        let es = [
+            "el perro come carne en la casa",
+            "la niña lee un libro de historia",
+            "los estudiantes viajan a la ciudad",
+            "mañana llueve en el sur del país",
+        ];
+        let pt = [
+            "o cachorro come carne em casa",
+            "a menina lê um livro de história",
+            "os estudantes viajam para a cidade",
+            "amanhã chove no sul do país",
+        ];
+        es.iter()
+            .map(|t| ("spa", t))
+            .chain(pt.iter().map(|t| ("por", t)))
+            .map(|(l, t)| Example {
+                text: (*t).to_owned(),
+                labels: vec![l.to_owned()],
+            })
+            .collect()
+    }
+
+    fn small() -> TrainConfig {
+        TrainConfig {
+            features: FeatureConfig {
+                buckets: 1 << 12,
+                ..Default::default()
+            },
+            epochs: 100,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn learns_and_round_trips() {
+        let model = Classifier::train(&examples(), &small(), "test").unwrap();
+        assert_eq!(model.predict("o livro da menina", 1)[0].0, "por");
+        assert_eq!(model.predict("el libro de la niña", 1)[0].0, "spa");
+        let bytes = model.to_bytes();
+        let back = Classifier::from_bytes(&bytes).unwrap();
+        for e in examples() {
+            assert_eq!(model.probabilities(&e.text), back.probabilities(&e.text));
+        }
+        assert_eq!(back.header().card, "test");
+        assert!(model.predict("", 1).is_empty());
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_bytes() {
+        let a = Classifier::train(&examples(), &small(), "")
+            .unwrap()
+            .to_bytes();
+        let b = Classifier::train(&examples(), &small(), "")
+            .unwrap()
+            .to_bytes();
+        assert_eq!(a, b);
+        let other = TrainConfig { seed: 2, ..small() };
+        let c = Classifier::train(&examples(), &other, "")
+            .unwrap()
+            .to_bytes();
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        let bytes = Classifier::train(&examples(), &small(), "")
+            .unwrap()
+            .to_bytes();
+        let err = |b: &[u8]| Classifier::from_bytes(b).unwrap_err().to_string();
+        assert!(err(b"hello").contains("too short"));
+        assert!(err(b"NOTMODEL12345678").contains("LTMCLASS"));
+        let mut v2 = bytes.clone();
+        v2[8] = 2;
+        assert!(err(&v2).contains("version 2"));
+        assert!(err(&bytes[..bytes.len() - 3]).contains("truncated"));
+    }
+
+    #[test]
+    fn one_vs_all_gives_independent_probabilities() {
+        let mut data = examples();
+        data.push(Example {
+            text: "el cachorro y el perro".into(),
+            labels: vec!["spa".into(), "por".into()],
+        });
+        let config = TrainConfig {
+            loss: Loss::OneVsAll,
+            epochs: 200,
+            lr: 1.0,
+            ..small()
+        };
+        let model = Classifier::train(&data, &config, "").unwrap();
+        // Labels in order: por, spa.
+        let p = model
+            .probabilities("os estudantes viajam para a cidade")
+            .unwrap();
+        assert!(p[0] > 0.5 && p[1] < 0.5, "{p:?}");
+        let both = model.probabilities("el cachorro y el perro").unwrap();
+        assert!(both[0] > 0.5 && both[1] > 0.5, "{both:?}");
+    }
+}
