@@ -128,16 +128,6 @@ impl MinHasher {
         }
     }
 
-    /// Hashes per signature.
-    pub fn len(&self) -> usize {
-        self.a.len()
-    }
-
-    /// Always false: a hasher has at least one hash.
-    pub fn is_empty(&self) -> bool {
-        self.a.is_empty()
-    }
-
     /// The signature of a text; `None` when it has no word.
     pub fn signature(&self, text: &str) -> Option<Vec<u64>> {
         let mut words = Vec::with_capacity(text.len() / 5);

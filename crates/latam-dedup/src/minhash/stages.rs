@@ -542,16 +542,6 @@ impl Decisions {
     pub fn get(&self, at: Position) -> Option<&Decision> {
         self.by_position.get(&at)
     }
-
-    /// Documents with a decision.
-    pub fn len(&self) -> usize {
-        self.by_position.len()
-    }
-
-    /// Whether no document is in a cluster.
-    pub fn is_empty(&self) -> bool {
-        self.by_position.is_empty()
-    }
 }
 
 #[cfg(test)]
