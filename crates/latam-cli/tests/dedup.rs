@@ -250,3 +250,43 @@ fn the_evaluation_meets_its_targets_on_the_sample() {
     assert!(at["recall"].as_f64().unwrap() >= 0.9, "{at}");
     assert!(at["removed_precision"].as_f64().unwrap() >= 0.9, "{at}");
 }
+
+#[test]
+fn the_institutional_example_runs() {
+    let s = Scratch::new();
+    corpus(&s);
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/institutional/pipeline.toml"
+    );
+    s.run(&[
+        "corpus", "run", example, "--input", "in/", "--output", "out",
+    ])
+    .expect(0);
+    assert_invariant(&s.path("out"));
+    let stats = read_json(&s.path("out/stats.json"));
+    let names: Vec<&str> = stats["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|st| st["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "normalize",
+            "filter_length",
+            "dedup_exact",
+            "dedup_minhash",
+            "dedup_paragraph"
+        ]
+    );
+    // The two copies of each of originals 10..15 are the same text: dedup_exact takes one.
+    assert_eq!(stats["steps"][2]["dropped"], 5);
+    assert_eq!(stats["steps"][3]["dropped"], 15);
+    assert!(
+        stats["run"]["scan_time_s"]["dedup_paragraph"]
+            .as_f64()
+            .is_some()
+    );
+}
