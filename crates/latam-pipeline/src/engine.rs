@@ -9,7 +9,9 @@
 //!
 //! Batches and shards are cut from the input alone (document counts and text bytes), so the
 //! output does not depend on the number of workers, and a rerun after a crash skips the shards
-//! whose marker exists and replays their ordered-step keys.
+//! whose marker exists and replays their ordered-step keys. Corpus-wide steps get their scans
+//! first ([`crate::scan`]); the final pass then reads the spool instead of the inputs and starts
+//! at the first corpus-wide step.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -627,8 +629,8 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// The main loop: waves of batches through the steps, then to the writer. Returns the
-    /// number of shards completed.
+    /// The main loop: waves of batches through `stages[start..]`, then to the writer. Returns
+    /// the number of shards completed.
     fn process(
         &self,
         stages: &mut [Stage],
