@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 
+use latam_core::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::ClassifyError;
@@ -92,23 +93,6 @@ pub struct Classifier {
     rows: Vec<f32>,
     /// The output matrix, `labels × dim`.
     output: Vec<f32>,
-}
-
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -213,10 +197,10 @@ impl Classifier {
         }
         let dim = config.dim;
         let buckets = config.features.buckets as usize;
-        let mut rng = Rng(config.seed);
+        let mut rng = Rng::new(config.seed);
         let bound = 1.0 / dim as f32;
         let input: Vec<f32> = (0..buckets * dim)
-            .map(|_| (rng.unit() * 2.0 - 1.0) * bound)
+            .map(|_| (rng.unit_f32() * 2.0 - 1.0) * bound)
             .collect();
         let output = vec![0.0f32; labels.len() * dim];
         let prepared: Vec<(Vec<u32>, Vec<usize>)> = examples
@@ -247,7 +231,7 @@ impl Classifier {
         let mut step = 0usize;
         for _ in 0..config.epochs {
             for i in (1..order.len()).rev() {
-                order.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+                order.swap(i, rng.below(i + 1));
             }
             for &e in &order {
                 let (features, targets) = &prepared[e];

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
-use latam_core::CorpusStep;
+use latam_core::{CorpusStep, Document};
 use latam_dedup::{DedupMinhashConfig, DedupParagraphConfig};
 use latam_pipeline::{NoProgress, RunOptions};
 use rayon::prelude::*;
@@ -81,19 +81,9 @@ fn classifier(args: &ClassifierBenchArgs) -> Result<u8, Failure> {
     let mb = docs.iter().map(|d| d.text.len()).sum::<usize>() as f64 / 1e6;
     let workers = args.measure.workers.unwrap_or_else(default_workers);
     let mut figures = serde_json::json!({ "documents": docs.len(), "text_mb": mb });
-    for threads in [1, workers] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()?;
-        let secs = best_of_three(|| {
-            pool.install(|| {
-                docs.par_iter().for_each(|d| {
-                    std::hint::black_box(model.predict(&d.text, 1));
-                });
-            });
-        });
-        figures[format!("predict_mb_per_s_{threads}_threads")] = serde_json::json!(mb / secs);
-    }
+    per_threads(&mut figures, "predict", &docs, workers, |d| {
+        std::hint::black_box(model.predict(&d.text, 1));
+    })?;
     print_figures(&figures, args.measure.json, docs.len(), mb);
     Ok(0)
 }
@@ -110,6 +100,26 @@ fn print_figures(figures: &serde_json::Value, json: bool, docs: usize, mb: f64) 
             }
         }
     }
+}
+
+/// Runs `f` over every document on 1 and on `workers` threads, and records MB/s of each as
+/// `<name>_mb_per_s_<threads>_threads`.
+fn per_threads(
+    figures: &mut serde_json::Value,
+    name: &str,
+    docs: &[Document],
+    workers: usize,
+    f: impl Fn(&Document) + Sync,
+) -> Result<(), Failure> {
+    let mb = docs.iter().map(|d| d.text.len()).sum::<usize>() as f64 / 1e6;
+    for threads in [1, workers] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()?;
+        let secs = best_of_three(|| pool.install(|| docs.par_iter().for_each(&f)));
+        figures[format!("{name}_mb_per_s_{threads}_threads")] = serde_json::json!(mb / secs);
+    }
+    Ok(())
 }
 
 /// Best of three wall times of `f`, in seconds.
@@ -129,20 +139,9 @@ fn dedup(args: &DedupBenchArgs) -> Result<u8, Failure> {
     let workers = args.measure.workers.unwrap_or_else(default_workers);
     let hasher = DedupMinhashConfig::default().hasher();
     let mut figures = serde_json::json!({ "documents": docs.len(), "text_mb": mb });
-    for threads in [1, workers] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()?;
-        let secs = best_of_three(|| {
-            pool.install(|| {
-                docs.par_iter().for_each(|d| {
-                    std::hint::black_box(hasher.signature(&d.text));
-                });
-            });
-        });
-        figures[format!("minhash_signatures_mb_per_s_{threads}_threads")] =
-            serde_json::json!(mb / secs);
-    }
+    per_threads(&mut figures, "minhash_signatures", &docs, workers, |d| {
+        std::hint::black_box(hasher.signature(&d.text));
+    })?;
     let secs = best_of_three(|| {
         let mut step = DedupParagraphConfig::default()
             .build()

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
-use latam_core::Position;
+use latam_core::{Position, Rng};
 use latam_dedup::DedupMinhashConfig;
 use latam_dedup::minhash::{
     ClusterSummary, Decisions, Params, SignatureWriter, buckets, cluster, shingle_hashes,
@@ -55,25 +55,6 @@ const BOILERPLATE: [&str; 6] = [
     "Compartir en redes sociales: Facebook, X, WhatsApp.",
     "Volver al inicio | Mapa del sitio | Contacto | Política de privacidad",
 ];
-
-/// SplitMix64, for edits that do not depend on anything but the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// The kinds of edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -255,7 +236,7 @@ fn near_copies(originals: &[String], seed: u64) -> Vec<Item> {
         .flat_map(|t| t.split_whitespace())
         .take(200_000)
         .collect();
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut items = Vec::new();
     for text in originals {
         let original = items.len();

@@ -13,7 +13,9 @@
 //! ```
 
 mod document;
+mod rng;
 mod step;
 
 pub use document::{Document, DocumentError, FieldNames};
+pub use rng::Rng;
 pub use step::{CorpusStep, OrderedStep, Position, Step, Verdict, position};

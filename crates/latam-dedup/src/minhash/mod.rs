@@ -20,6 +20,7 @@ mod shingles;
 mod stages;
 mod step;
 
+use latam_core::Rng;
 use serde::{Deserialize, Serialize};
 
 pub use shingles::{shingle_hashes, word_hashes};
@@ -104,21 +105,12 @@ pub struct MinHasher {
     b: Vec<u64>,
 }
 
-/// SplitMix64: the seed's stream of parameters.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 impl MinHasher {
     fn new(config: &DedupMinhashConfig) -> Self {
         let k = config.bands * config.rows;
-        let mut state = config.seed;
-        let a = (0..k).map(|_| splitmix(&mut state) | 1).collect();
-        let b = (0..k).map(|_| splitmix(&mut state)).collect();
+        let mut rng = Rng::new(config.seed);
+        let a = (0..k).map(|_| rng.next_u64() | 1).collect();
+        let b = (0..k).map(|_| rng.next_u64()).collect();
         Self {
             n_grams: config.n_grams,
             rows: config.rows,
