@@ -288,7 +288,7 @@ fn detect(
         buckets(work.path(), band)?;
     }
     let summary = cluster(work.path())?;
-    let decisions = Decisions::load(work.path(), |_| true)?;
+    let decisions = Decisions::load(work.path())?;
     Ok((summary, decisions, sets))
 }
 

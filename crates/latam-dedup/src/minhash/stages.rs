@@ -19,7 +19,7 @@
 //! documents that have a candidate (about 40 bytes each), the 16-bit signatures of those
 //! documents (2 bytes × bands × rows: 224 bytes by default; a chance match of 16 bits adds
 //! 1/65,536 to an estimated similarity) and the ids of the documents kept; `filter` the
-//! decisions on its own documents.
+//! decisions on every document of a cluster (about 100 bytes each).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -522,18 +522,15 @@ impl Decisions {
         dir.join("clusters.jsonl").exists()
     }
 
-    /// Loads the decisions on the documents whose position `keep` accepts (a filter task reads
-    /// those of its inputs only).
-    pub fn load(dir: &Path, keep: impl Fn(Position) -> bool) -> io::Result<Self> {
+    /// Loads every decision of `clusters.jsonl`.
+    pub fn load(dir: &Path) -> io::Result<Self> {
         let path = dir.join("clusters.jsonl");
         let mut by_position = FxHashMap::default();
         for (n, line) in open(&path)?.lines().enumerate() {
             let line = line.map_err(|e| with_path(&path, &e))?;
             let decision: Decision = serde_json::from_str(&line)
                 .map_err(|e| io::Error::other(format!("{}:{}: {e}", path.display(), n + 1)))?;
-            if keep(decision.at) {
-                by_position.insert(decision.at, decision);
-            }
+            by_position.insert(decision.at, decision);
         }
         Ok(Self { by_position })
     }

@@ -109,7 +109,7 @@ impl CorpusStep for DedupMinhash {
                     params.config
                 )));
             }
-            self.decisions = Decisions::load(dir, |_| true)?;
+            self.decisions = Decisions::load(dir)?;
             return Ok(true);
         }
         // What a killed run left is started over.
@@ -143,7 +143,7 @@ impl CorpusStep for DedupMinhash {
         for done in ["sigs", "bands", "pairs"] {
             std::fs::remove_dir_all(self.dir.join(done))?;
         }
-        self.decisions = Decisions::load(&self.dir, |_| true)?;
+        self.decisions = Decisions::load(&self.dir)?;
         Ok(())
     }
 
