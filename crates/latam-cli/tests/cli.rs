@@ -296,6 +296,29 @@ fn documents_through_the_spool_equal_documents_processed_directly() {
 }
 
 #[test]
+fn json_progress_names_each_pass() {
+    let s = Scratch::new();
+    let run = s
+        .run(&["corpus", "run", "--progress", "json", "--workers", "1"])
+        .expect(0);
+    let passes: Vec<String> = run
+        .stderr()
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            let update: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert!(update["docs"].as_u64().unwrap() > 0, "{l}");
+            update["pass"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        passes.first().map(String::as_str),
+        Some("scan for dedup_minhash")
+    );
+    assert_eq!(passes.last().map(String::as_str), Some("writing"));
+}
+
+#[test]
 fn another_run_does_not_overwrite_a_directory_by_mistake() {
     let s = Scratch::new();
     s.write("busy/notes.txt", b"mine");
