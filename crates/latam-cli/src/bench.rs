@@ -6,6 +6,7 @@ use std::time::Instant;
 use clap::{Args, Subcommand};
 use latam_core::{CorpusStep, Document};
 use latam_dedup::{DedupMinhashConfig, DedupParagraphConfig};
+use latam_langid::{DetectLanguageConfig, Engine};
 use latam_pipeline::{NoProgress, RunOptions};
 use rayon::prelude::*;
 
@@ -28,6 +29,21 @@ pub(crate) enum BenchCommand {
     ///
     /// Example: latam bench classifier --model lang.lcm --input ../shared/data/corpus/latam-open.jsonl.zst
     Classifier(ClassifierBenchArgs),
+    /// Language identification over documents held in memory, on 1 and N threads: latam's
+    /// embedded identifier and whatlang, side by side on the same texts (`--max-chars`, as the
+    /// `detect_language` step reads them; MB/s count the characters read).
+    ///
+    /// Example: latam bench langid --input ../shared/data/corpus/latam-open.jsonl.zst --workers 2
+    Langid(LangidBenchArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct LangidBenchArgs {
+    /// Characters read from the start of each document (0: all of it).
+    #[arg(long, default_value_t = 0)]
+    max_chars: usize,
+    #[command(flatten)]
+    measure: Measure,
 }
 
 #[derive(Args)]
@@ -72,7 +88,36 @@ pub(crate) fn run(command: BenchCommand) -> Result<u8, Failure> {
         BenchCommand::Corpus(args) => corpus(&args),
         BenchCommand::Dedup(args) => dedup(&args),
         BenchCommand::Classifier(args) => classifier(&args),
+        BenchCommand::Langid(args) => langid(&args),
     }
+}
+
+fn langid(args: &LangidBenchArgs) -> Result<u8, Failure> {
+    let mut docs = read_documents(&args.measure.inputs, |_| true, usize::MAX)?;
+    if args.max_chars > 0 {
+        for d in &mut docs {
+            if let Some((end, _)) = d.text.char_indices().nth(args.max_chars) {
+                d.text.truncate(end);
+            }
+        }
+    }
+    let mb = docs.iter().map(|d| d.text.len()).sum::<usize>() as f64 / 1e6;
+    let workers = args.measure.workers.unwrap_or_else(default_workers);
+    let mut figures = serde_json::json!({ "documents": docs.len(), "text_mb": mb });
+    for (name, engine) in [("latam", Engine::Latam), ("whatlang", Engine::Whatlang)] {
+        let detector = DetectLanguageConfig {
+            engine,
+            max_chars: 0,
+            ..DetectLanguageConfig::default()
+        }
+        .build()
+        .map_err(Failure::usage)?;
+        per_threads(&mut figures, name, &docs, workers, |d| {
+            std::hint::black_box(detector.detect(&d.text));
+        })?;
+    }
+    print_figures(&figures, args.measure.json, docs.len(), mb);
+    Ok(0)
 }
 
 fn classifier(args: &ClassifierBenchArgs) -> Result<u8, Failure> {

