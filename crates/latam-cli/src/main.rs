@@ -6,6 +6,7 @@ mod classifier;
 mod corpus;
 mod dedup;
 mod dedup_eval;
+mod eval;
 mod jsonl;
 mod langid;
 mod progress;
@@ -53,6 +54,10 @@ enum Command {
     Classifier(classifier::ClassifierCommand),
     /// Label JSONL documents with their language (ISO 639-3) and a score.
     Langid(langid::LangidArgs),
+    /// Evaluate a model behind an OpenAI-compatible API on CHOCLO, Trueque, multiple-choice
+    /// exams and perplexity, with an LLM judge, and compare runs.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
     /// Measure throughput and memory of the pipeline.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -98,6 +103,7 @@ fn main() -> ExitCode {
         Command::Anonymize(args) => anonymize::run(&args),
         Command::Langid(args) => langid::run(&args),
         Command::Classifier(command) => classifier::run(command),
+        Command::Eval(command) => eval::run(command),
         Command::Bench(command) => bench::run(command),
     };
     match result {

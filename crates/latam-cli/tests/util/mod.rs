@@ -2,6 +2,8 @@
 //! Shared by several test binaries, each of which uses a part of it.
 #![allow(dead_code)]
 
+pub mod openai;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};

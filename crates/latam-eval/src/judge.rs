@@ -1,0 +1,135 @@
+//! The LLM judge: any OpenAI-compatible model grades an answer against the reference with the
+//! verdict JSON of latamgpt-benchmark (correctness, completeness, uncertainty handling, overall,
+//! verdict), plus SimpleQA's `not_attempted` for answers that decline.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// The default instructions of the judge (overridable with `--judge-prompt FILE`).
+pub const DEFAULT_JUDGE_PROMPT: &str = r#"You grade answers to questions about Latin America and the Caribbean, strictly.
+You receive a JSON object with the question, the reference answer and the model's answer.
+
+Give scores between 0.0 and 1.0:
+- correctness_score: how far the model's answer agrees with the facts of the reference answer
+- completeness_score: how much of what matters in the reference answer it covers
+- uncertainty_handling_score: whether it admits uncertainty where it should, instead of inventing
+- overall_score: your overall grade
+
+And a verdict, one of "correct", "partially_correct", "incorrect", "not_attempted"
+("not_attempted": the answer declines or says it does not know, without a wrong claim),
+with a one-sentence justification in English.
+
+Reply with JSON only, in this form:
+{"correctness_score": 0.0, "completeness_score": 0.0, "uncertainty_handling_score": 0.0, "overall_score": 0.0, "verdict": "incorrect", "justification": "..."}"#;
+
+/// A parsed verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Agreement with the reference.
+    pub correctness_score: f64,
+    /// Coverage of the reference.
+    pub completeness_score: f64,
+    /// Honesty about uncertainty.
+    pub uncertainty_handling_score: f64,
+    /// Overall grade.
+    pub overall_score: f64,
+    /// correct / partially_correct / incorrect / not_attempted.
+    pub verdict: String,
+    /// Why.
+    pub justification: String,
+}
+
+impl Verdict {
+    /// The judge's metrics of a row.
+    pub fn metrics(&self) -> BTreeMap<String, f64> {
+        let is = |v: &str| f64::from(u8::from(self.verdict == v));
+        BTreeMap::from([
+            ("judge_correctness".into(), self.correctness_score),
+            ("judge_completeness".into(), self.completeness_score),
+            (
+                "judge_uncertainty_handling".into(),
+                self.uncertainty_handling_score,
+            ),
+            ("judge_overall".into(), self.overall_score),
+            ("judge_correct".into(), is("correct")),
+            ("judge_not_attempted".into(), is("not_attempted")),
+        ])
+    }
+}
+
+/// The chat messages that ask the judge.
+pub fn messages(instructions: &str, question: &str, reference: &str, answer: &str) -> Value {
+    let payload =
+        json!({ "question": question, "reference_answer": reference, "model_answer": answer });
+    json!([
+        { "role": "system", "content": instructions },
+        { "role": "user", "content": serde_json::to_string_pretty(&payload).expect("JSON") },
+    ])
+}
+
+/// The verdict in a judge's reply: the outermost `{...}` parsed, scores clamped to 0..=1.
+pub fn parse(reply: &str) -> Result<Verdict, String> {
+    let start = reply
+        .find('{')
+        .ok_or("no JSON object in the judge's reply")?;
+    let end = reply
+        .rfind('}')
+        .filter(|e| *e > start)
+        .ok_or("no JSON object in the judge's reply")?;
+    let value: Value = serde_json::from_str(&reply[start..=end])
+        .map_err(|e| format!("malformed JSON from the judge: {e}"))?;
+    let score = |key: &str| {
+        value[key]
+            .as_f64()
+            .or_else(|| value[key].as_str().and_then(|s| s.trim().parse().ok()))
+            .map(|v: f64| v.clamp(0.0, 1.0))
+            .ok_or_else(|| format!("the judge's JSON has no number `{key}`"))
+    };
+    let verdict = value["verdict"]
+        .as_str()
+        .map(|v| v.trim().to_lowercase())
+        .ok_or("the judge's JSON has no `verdict`")?;
+    if !["correct", "partially_correct", "incorrect", "not_attempted"].contains(&verdict.as_str()) {
+        return Err(format!("unknown verdict `{verdict}`"));
+    }
+    Ok(Verdict {
+        correctness_score: score("correctness_score")?,
+        completeness_score: score("completeness_score")?,
+        uncertainty_handling_score: score("uncertainty_handling_score")?,
+        overall_score: score("overall_score")?,
+        verdict,
+        justification: value["justification"]
+            .as_str()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_fenced_and_refuses_broken_replies() {
+        let reply = "```json\n{\"correctness_score\": 1, \"completeness_score\": \"0.5\", \"uncertainty_handling_score\": 1.0, \"overall_score\": 0.9, \"verdict\": \"Correct\", \"justification\": \"ok\"}\n```";
+        let v = parse(reply).unwrap();
+        assert_eq!(v.verdict, "correct");
+        assert_eq!(v.metrics()["judge_completeness"], 0.5);
+        assert_eq!(v.metrics()["judge_correct"], 1.0);
+        assert!(
+            parse("I think it is right")
+                .unwrap_err()
+                .contains("no JSON")
+        );
+        assert!(
+            parse("{\"verdict\": \"correct\"}")
+                .unwrap_err()
+                .contains("correctness_score")
+        );
+        assert!(parse("{\"correctness_score\": 1, \"completeness_score\": 1, \"uncertainty_handling_score\": 1, \"overall_score\": 1, \"verdict\": \"maybe\"}").unwrap_err().contains("unknown verdict"));
+    }
+}
