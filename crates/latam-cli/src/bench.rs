@@ -35,6 +35,21 @@ pub(crate) enum BenchCommand {
     ///
     /// Example: latam bench langid --input ../shared/data/corpus/latam-open.jsonl.zst --workers 2
     Langid(LangidBenchArgs),
+    /// Tokenization over documents held in memory, on 1 and N threads: latam's fast byte-level
+    /// BPE and the `tokenizers` library side by side, after checking that they give the same
+    /// ids on every document.
+    ///
+    /// Example: latam bench tokenize --tokenizer llama3.tokenizer.json --input ../shared/data/corpus/latam-open.jsonl.zst
+    Tokenize(TokenizeBenchArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct TokenizeBenchArgs {
+    /// A tokenizer.json (or hf://owner/name).
+    #[arg(long)]
+    tokenizer: String,
+    #[command(flatten)]
+    measure: Measure,
 }
 
 #[derive(Args)]
@@ -89,7 +104,43 @@ pub(crate) fn run(command: BenchCommand) -> Result<u8, Failure> {
         BenchCommand::Dedup(args) => dedup(&args),
         BenchCommand::Classifier(args) => classifier(&args),
         BenchCommand::Langid(args) => langid(&args),
+        BenchCommand::Tokenize(args) => tokenize(&args),
     }
+}
+
+fn tokenize(args: &TokenizeBenchArgs) -> Result<u8, Failure> {
+    let tokenizer = crate::tokenize::load_tokenizer(&args.tokenizer, latam_tokenize::Engine::Auto)?;
+    if tokenizer.engine() != latam_tokenize::Engine::Fast {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "this tokenizer runs on `tokenizers` only (not a byte-level BPE): nothing to compare"
+        )));
+    }
+    let docs = read_documents(&args.measure.inputs, |_| true, usize::MAX)?;
+    let mb = docs.iter().map(|d| d.text.len()).sum::<usize>() as f64 / 1e6;
+    let differing = docs
+        .par_iter()
+        .filter(|d| tokenizer.encode(&d.text) != tokenizer.encode_hf(&d.text))
+        .count();
+    let workers = args.measure.workers.unwrap_or_else(default_workers);
+    let tokens: usize = docs
+        .par_iter()
+        .map(|d| tokenizer.encode(&d.text).len())
+        .sum();
+    let mut figures = serde_json::json!({
+        "documents": docs.len(), "text_mb": mb, "tokens": tokens,
+        "documents_with_different_ids": differing,
+    });
+    per_threads(&mut figures, "latam_fast_bpe", &docs, workers, |d| {
+        std::hint::black_box(tokenizer.encode(&d.text));
+    })?;
+    per_threads(&mut figures, "hf_tokenizers", &docs, workers, |d| {
+        std::hint::black_box(tokenizer.encode_hf(&d.text));
+    })?;
+    print_figures(&figures, args.measure.json, docs.len(), mb);
+    if !args.measure.json {
+        println!("tokens {tokens}; documents whose ids differ: {differing}");
+    }
+    Ok(u8::from(differing > 0))
 }
 
 fn langid(args: &LangidBenchArgs) -> Result<u8, Failure> {

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use latam_core::Document;
 use latam_io::{
@@ -39,6 +40,42 @@ pub(crate) enum CorpusCommand {
     Run(RunArgs),
     /// Print the built-in default pipeline (TOML), to copy and edit.
     DefaultConfig,
+    /// Build a training mix under a token budget by a metadata key (language, country, topic,
+    /// source): target weights or UniMax, down-sampling by deterministic hashing, up-sampling by
+    /// repetition up to max_epochs. Writes OUT/documents/<group>.jsonl.zst, OUT/mix.json (the token table
+    /// before and after) and prints the Megatron-LM --data-path blend; then
+    /// `latam tokenize --input OUT/documents --per-file --output <data_prefix>` writes the shards
+    /// the blend names.
+    ///
+    /// MIX.toml:
+    ///   key = "language"
+    ///   budget_tokens = 2_000_000_000
+    ///   max_epochs = 4
+    ///   data_prefix = "data/"      # where the tokenized groups will be
+    ///   [weights]                  # leave out for UniMax
+    ///   spa = 0.6
+    ///   por = 0.3
+    ///   gug = 0.05
+    ///   quy = 0.05
+    ///
+    /// Example: latam corpus mix mix.toml --input latam-out/documents --tokenizer llama3.json --output mix
+    #[command(verbatim_doc_comment)]
+    Mix(MixArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct MixArgs {
+    /// The mix file (TOML).
+    mix: PathBuf,
+    /// Documents: files, directories or globs (repeatable).
+    #[arg(short, long = "input", value_name = "PATH", required = true)]
+    inputs: Vec<String>,
+    /// Tokenizer that counts tokens (tokenizer.json or hf://owner/name).
+    #[arg(long, default_value = "hf://meta-llama/Llama-3.1-8B")]
+    tokenizer: String,
+    /// Output directory.
+    #[arg(short, long)]
+    output: PathBuf,
 }
 
 #[derive(Args)]
@@ -90,7 +127,30 @@ pub(crate) fn run(command: CorpusCommand) -> Result<u8, Failure> {
             Ok(0)
         }
         CorpusCommand::Run(args) => run_pipeline(&args),
+        CorpusCommand::Mix(args) => mix(&args),
     }
+}
+
+fn mix(args: &MixArgs) -> Result<u8, Failure> {
+    let text = std::fs::read_to_string(&args.mix)
+        .with_context(|| format!("cannot read {}", args.mix.display()))
+        .map_err(Failure::usage)?;
+    let config: latam_tokenize::MixConfig = toml::from_str(&text)
+        .with_context(|| format!("{} is not a mix file", args.mix.display()))
+        .map_err(Failure::usage)?;
+    let tokenizer = crate::tokenize::load_tokenizer(&args.tokenizer, latam_tokenize::Engine::Auto)?;
+    let report = latam_tokenize::mix(&tokenizer, &args.inputs, &config, &args.output).map_err(
+        |e| match e {
+            latam_tokenize::TokenizeError::Usage(_) | latam_tokenize::TokenizeError::Input(..) => {
+                Failure::usage(e)
+            }
+            other => Failure::from(other),
+        },
+    )?;
+    print!("{}", latam_tokenize::mix_markdown(&report));
+    println!("\nblend (Megatron-LM --data-path): {}", report.blend);
+    println!("report: {}", args.output.join("mix.json").display());
+    Ok(0)
 }
 
 /// Loads the pipeline named on the command line, or the default one.

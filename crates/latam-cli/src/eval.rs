@@ -282,7 +282,9 @@ fn execute(config: &RunConfig, args: &RunArgs) -> Result<u8, Failure> {
         bar.set_position(done as u64);
     })
     .map_err(|e| match e {
-        latam_eval::EvalError::Usage(_) | latam_eval::EvalError::Data { .. } => Failure::usage(e),
+        latam_eval::EvalError::Usage(_)
+        | latam_eval::EvalError::Data { .. }
+        | latam_eval::EvalError::Benchmark(_) => Failure::usage(e),
         other => Failure::from(other),
     })?;
     bar.finish_and_clear();

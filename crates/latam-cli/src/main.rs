@@ -10,6 +10,8 @@ mod eval;
 mod jsonl;
 mod langid;
 mod progress;
+mod tokenize;
+mod tokenizer;
 
 use std::process::ExitCode;
 
@@ -58,6 +60,11 @@ enum Command {
     /// exams and perplexity, with an LLM judge, and compare runs.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// Tokenize documents into Megatron .bin/.idx or numpy arrays for pre-training.
+    Tokenize(Box<tokenize::TokenizeArgs>),
+    /// Train a BPE tokenizer on the corpus and measure tokenizers' fertility by language.
+    #[command(subcommand)]
+    Tokenizer(tokenizer::TokenizerCommand),
     /// Measure throughput and memory of the pipeline.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -104,6 +111,8 @@ fn main() -> ExitCode {
         Command::Langid(args) => langid::run(&args),
         Command::Classifier(command) => classifier::run(command),
         Command::Eval(command) => eval::run(command),
+        Command::Tokenize(args) => tokenize::run(&args),
+        Command::Tokenizer(command) => tokenizer::run(command),
         Command::Bench(command) => bench::run(command),
     };
     match result {

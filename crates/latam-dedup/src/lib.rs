@@ -5,6 +5,8 @@
 //! - `dedup_minhash` ([`minhash`]): near-duplicates by MinHash-LSH, in stages that a cluster
 //!   can run as separate tasks.
 //! - `dedup_paragraph` ([`DedupParagraph`]): lines already seen in earlier documents removed.
+//! - `decontaminate` ([`Decontaminate`]): documents sharing a long n-gram with a benchmark's
+//!   question or answer removed.
 //!
 //! ```
 //! use latam_core::{Document, OrderedStep, Verdict};
@@ -17,10 +19,12 @@
 //! assert_eq!(dedup.admit(b), Verdict::reject("duplicate"));
 //! ```
 
+mod decontaminate;
 mod exact;
 pub mod minhash;
 mod paragraph;
 
+pub use decontaminate::{BenchmarkRef, Decontaminate, DecontaminateConfig};
 pub use exact::{DedupExact, DedupExactConfig};
 pub use minhash::{DedupMinhash, DedupMinhashConfig};
 pub use paragraph::{

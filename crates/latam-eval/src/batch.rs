@@ -12,7 +12,7 @@ use crate::EvalError;
 use crate::cache::Cache;
 use crate::client::{Client, chat_answer};
 use crate::run::{BatchConfig, Context};
-use crate::tasks::Example;
+use latam_benchmarks::Example;
 
 /// Submits, waits for and collects the answers, then the verdicts of the judge.
 pub(crate) fn prefill(

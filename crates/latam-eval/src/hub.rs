@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use hf_hub::api::sync::ApiBuilder;
 
 use crate::EvalError;
-use crate::rows::is_data_file;
+use latam_benchmarks::is_data_file;
 
 /// Local paths of the data files of dataset `id`: `file` alone, or every CSV/JSON/JSONL/Parquet
 /// file whose path names `split` (all of them when none does).

@@ -13,21 +13,19 @@ mod hub;
 mod judge;
 mod metrics;
 mod report;
-mod rows;
 mod run;
-mod tasks;
 
 use std::path::PathBuf;
 
 pub use client::{ChatAnswer, Client, EndpointConfig};
 pub use judge::{DEFAULT_JUDGE_PROMPT, Verdict};
+pub use latam_benchmarks::{Example, Item, TaskKind, TaskSpec};
 pub use metrics::{Group, char_similarity, normalize_text, open_answer_scores, token_f1};
 pub use report::{Entry, headline, html, markdown};
 pub use run::{
     BatchConfig, DEFAULT_SYSTEM_PROMPT, JudgeConfig, McMode, RowResult, RunConfig, Summary, Task,
     read_summary, run,
 };
-pub use tasks::{Example, Item, TaskKind, TaskSpec};
 
 /// What can go wrong in an evaluation.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +89,9 @@ pub enum EvalError {
     /// The SQLite cache.
     #[error("cache: {0}")]
     Cache(String),
+    /// A benchmark file that cannot be read.
+    #[error(transparent)]
+    Benchmark(#[from] latam_benchmarks::BenchmarkError),
     /// An output that cannot be written.
     #[error("{path}: {message}")]
     Output {

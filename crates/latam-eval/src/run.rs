@@ -18,8 +18,9 @@ use crate::cache::Cache;
 use crate::client::{ChatAnswer, Client, EndpointConfig, Usage, chat_answer};
 use crate::judge::{self, Verdict};
 use crate::metrics::{self, Group};
-use crate::rows::{is_data_file, read_rows};
-use crate::tasks::{self, DataSource, Example, Item, Skipped, TaskKind, TaskSpec};
+use latam_benchmarks::{
+    self as tasks, DataSource, Example, Item, Skipped, TaskKind, TaskSpec, read_rows,
+};
 
 /// The default system prompt of open questions (latamgpt-benchmark's instructions).
 pub const DEFAULT_SYSTEM_PROMPT: &str = "Answer in Spanish with a focus on factual accuracy. If you do not know the answer, say so explicitly and do not invent details. Keep the answer brief and useful.";
@@ -310,29 +311,7 @@ fn load(config: &RunConfig) -> Result<(Vec<Example>, Vec<DataFile>, Skipped), Ev
     let mut paths = Vec::new();
     for spec in &config.data {
         match DataSource::parse(spec) {
-            DataSource::Local(list) => {
-                for path in list {
-                    if path.is_dir() {
-                        let mut inside: Vec<PathBuf> = std::fs::read_dir(&path)
-                            .map_err(|e| EvalError::Data {
-                                path: path.clone(),
-                                message: e.to_string(),
-                            })?
-                            .filter_map(Result::ok)
-                            .map(|e| e.path())
-                            .filter(|p| {
-                                p.file_name()
-                                    .and_then(|n| n.to_str())
-                                    .is_some_and(is_data_file)
-                            })
-                            .collect();
-                        inside.sort();
-                        paths.extend(inside);
-                    } else {
-                        paths.push(path);
-                    }
-                }
-            }
+            DataSource::Local(list) => paths.extend(latam_benchmarks::data_files(&list)?),
             DataSource::Hub { id, file } => {
                 paths.extend(crate::hub::files(&id, file.as_deref(), &config.split)?);
             }

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use latam_anonymize::AnonymizeConfig;
 use latam_core::FieldNames;
-use latam_dedup::{DedupExactConfig, DedupMinhashConfig, DedupParagraphConfig};
+use latam_dedup::{
+    DecontaminateConfig, DedupExactConfig, DedupMinhashConfig, DedupParagraphConfig,
+};
 use latam_io::{Compression, OutputFormat, ReadOptions};
 use latam_langid::DetectLanguageConfig;
 use latam_text::{FilterLengthConfig, FilterQualityConfig, NormalizeConfig};
@@ -120,6 +122,8 @@ pub enum StepConfig {
     DedupParagraph(DedupParagraphConfig),
     /// Personal data redacted, recorded in `metadata.pii`.
     Anonymize(AnonymizeConfig),
+    /// Documents sharing a long n-gram with a benchmark's question or answer removed.
+    Decontaminate(DecontaminateConfig),
 }
 
 impl StepConfig {
@@ -135,6 +139,7 @@ impl StepConfig {
             Self::Anonymize(_) => "anonymize",
             Self::DedupMinhash(_) => "dedup_minhash",
             Self::DedupParagraph(_) => "dedup_paragraph",
+            Self::Decontaminate(_) => "decontaminate",
         }
     }
 

@@ -42,6 +42,7 @@ pub(crate) fn build_stages(config: &PipelineConfig) -> Result<Vec<Stage>, Pipeli
                 StepConfig::DedupExact(c) => Stage::Ordered(Box::new(c.build())),
                 StepConfig::Anonymize(c) => Stage::Map(Box::new(c.build().map_err(invalid)?)),
                 StepConfig::DedupMinhash(c) => Stage::Corpus(Box::new(c.build().map_err(invalid)?)),
+                StepConfig::Decontaminate(c) => Stage::Map(Box::new(c.build().map_err(invalid)?)),
                 StepConfig::DedupParagraph(c) => {
                     Stage::Corpus(Box::new(c.build().map_err(invalid)?))
                 }

@@ -16,7 +16,7 @@
 //! similarity). Pairs join clusters (union-find); each cluster keeps its document first in corpus
 //! order and rejects the others, with the id of the document kept and the estimated similarity.
 
-mod shingles;
+pub(crate) mod shingles;
 mod stages;
 mod step;
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::EvalError;
+use crate::BenchmarkError;
 use crate::rows::{Row, text};
 
 /// What is asked of the model.
@@ -142,12 +142,12 @@ impl Default for Columns {
 
 impl TaskSpec {
     /// Reads a spec file.
-    pub fn load(path: &Path) -> Result<Self, EvalError> {
-        let text = std::fs::read_to_string(path).map_err(|e| EvalError::Data {
+    pub fn load(path: &Path) -> Result<Self, BenchmarkError> {
+        let text = std::fs::read_to_string(path).map_err(|e| BenchmarkError {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        toml::from_str(&text).map_err(|e| EvalError::Data {
+        toml::from_str(&text).map_err(|e| BenchmarkError {
             path: path.to_owned(),
             message: format!("not a task spec: {e}"),
         })

@@ -7,19 +7,19 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::EvalError;
+use crate::BenchmarkError;
 
 /// A row: column name → value.
 pub type Row = Map<String, Value>;
 
 /// Every row of `path`, by its extension.
-pub fn read_rows(path: &Path) -> Result<Vec<Row>, EvalError> {
+pub fn read_rows(path: &Path) -> Result<Vec<Row>, BenchmarkError> {
     let extension = data_extension(
         path.file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default(),
     );
-    let bad = |message: String| EvalError::Data {
+    let bad = |message: String| BenchmarkError {
         path: path.to_owned(),
         message,
     };
