@@ -144,7 +144,9 @@ impl Client {
         });
         let value = match self.post_json("completions", &body) {
             // Some servers refuse `max_tokens: 0`; one generated token is then ignored.
-            Err(EvalError::Status { status: 400, .. }) => {
+            Err(EvalError::Status {
+                status: 400 | 422, ..
+            }) => {
                 body["max_tokens"] = json!(1);
                 self.post_json("completions", &body)?
             }

@@ -89,7 +89,7 @@ pub fn parse(reply: &str) -> Result<Verdict, String> {
     };
     let verdict = value["verdict"]
         .as_str()
-        .map(|v| v.trim().to_lowercase())
+        .map(|v| v.trim().to_lowercase().replace([' ', '-'], "_"))
         .ok_or("the judge's JSON has no `verdict`")?;
     if !["correct", "partially_correct", "incorrect", "not_attempted"].contains(&verdict.as_str()) {
         return Err(format!("unknown verdict `{verdict}`"));
@@ -118,6 +118,8 @@ mod tests {
         let reply = "```json\n{\"correctness_score\": 1, \"completeness_score\": \"0.5\", \"uncertainty_handling_score\": 1.0, \"overall_score\": 0.9, \"verdict\": \"Correct\", \"justification\": \"ok\"}\n```";
         let v = parse(reply).unwrap();
         assert_eq!(v.verdict, "correct");
+        let spaced = reply.replace("\"Correct\"", "\"Partially correct\"");
+        assert_eq!(parse(&spaced).unwrap().verdict, "partially_correct");
         assert_eq!(v.metrics()["judge_completeness"], 0.5);
         assert_eq!(v.metrics()["judge_correct"], 1.0);
         assert!(

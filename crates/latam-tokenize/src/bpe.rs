@@ -4,6 +4,8 @@
 //! in the raw text first, `ignore_merges` honoured, merges applied by their rank in the file.
 
 use fancy_regex::Regex;
+
+use crate::split::Llama3Split;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
@@ -13,7 +15,7 @@ const GPT2_PATTERN: &str =
 
 /// A byte-level BPE model read from a `tokenizer.json`.
 pub struct ByteLevelBpe {
-    split: Regex,
+    split: Splitter,
     /// Token bytes → id.
     vocab: FxHashMap<Vec<u8>, u32>,
     /// (left id, right id) → (rank, merged id).
@@ -23,6 +25,14 @@ pub struct ByteLevelBpe {
     ignore_merges: bool,
     /// Added tokens, longest first, matched in the raw text.
     added: Vec<(String, u32)>,
+    /// Bytes an added token can begin with.
+    added_first: [bool; 256],
+}
+
+/// The pre-tokenizer: Llama 3's written by hand, any other through the regex engine.
+enum Splitter {
+    Llama3(Llama3Split),
+    Regex(Regex),
 }
 
 /// Why a `tokenizer.json` cannot use the fast encoder (the `tokenizers` library then runs).
@@ -115,26 +125,7 @@ impl ByteLevelBpe {
             let joined = format!("{left}{right}");
             merge_ranks.insert((id(left)?, id(right)?), (rank as u32, id(&joined)?));
         }
-        let mut added: Vec<(String, u32)> = Vec::new();
-        for token in json["added_tokens"].as_array().into_iter().flatten() {
-            if [&token["lstrip"], &token["rstrip"], &token["single_word"]]
-                .iter()
-                .any(|v| **v == Value::Bool(true))
-                || token["normalized"] == Value::Bool(true) && token["special"] != Value::Bool(true)
-            {
-                return Err(no(
-                    "added tokens with lstrip, rstrip, single_word or normalization",
-                ));
-            }
-            let content = token["content"]
-                .as_str()
-                .ok_or_else(|| no("an added token without content"))?;
-            let id = token["id"]
-                .as_u64()
-                .ok_or_else(|| no("an added token without id"))? as u32;
-            added.push((content.to_owned(), id));
-        }
-        added.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+        let (added, added_first) = added_tokens(json).map_err(no)?;
         Ok(Self {
             split,
             vocab,
@@ -142,6 +133,7 @@ impl ByteLevelBpe {
             byte_ids,
             ignore_merges: model["ignore_merges"] == Value::Bool(true),
             added,
+            added_first,
         })
     }
 
@@ -161,40 +153,47 @@ impl ByteLevelBpe {
         }
     }
 
-    /// Where the first added token of `text` starts, with its length and id.
+    /// Where the first added token of `text` starts, with its length and id (the longest when
+    /// several start there): one pass over the bytes, tokens tried only where one can begin.
     fn next_added(&self, text: &str) -> (usize, Option<(usize, u32)>) {
-        if self.added.is_empty() {
-            return (text.len(), None);
-        }
-        let mut best: Option<(usize, usize, u32)> = None;
-        for (content, id) in &self.added {
-            if let Some(at) = text.find(content.as_str())
-                && best.is_none_or(|(b, len, _)| at < b || at == b && content.len() > len)
+        let bytes = text.as_bytes();
+        for (at, b) in bytes.iter().enumerate() {
+            if !self.added_first[*b as usize] {
+                continue;
+            }
+            if let Some((content, id)) = self
+                .added
+                .iter()
+                .find(|(c, _)| bytes[at..].starts_with(c.as_bytes()))
             {
-                best = Some((at, content.len(), *id));
+                return (at, Some((content.len(), *id)));
             }
         }
-        match best {
-            Some((at, len, id)) => (at, Some((len, id))),
-            None => (text.len(), None),
-        }
+        (text.len(), None)
     }
 
     fn encode_ordinary(&self, text: &str, out: &mut Vec<u32>) {
-        let mut last = 0;
-        for found in self.split.find_iter(text) {
-            let Ok(found) = found else {
-                // The regex engine gave up (backtracking limit): the rest as one piece.
-                break;
-            };
-            if found.start() > last {
-                self.encode_piece(&text.as_bytes()[last..found.start()], out);
+        match &self.split {
+            Splitter::Llama3(split) => {
+                split.split(text, |piece| self.encode_piece(piece.as_bytes(), out));
             }
-            self.encode_piece(found.as_str().as_bytes(), out);
-            last = found.end();
-        }
-        if last < text.len() {
-            self.encode_piece(&text.as_bytes()[last..], out);
+            Splitter::Regex(regex) => {
+                let mut last = 0;
+                for found in regex.find_iter(text) {
+                    let Ok(found) = found else {
+                        // The regex engine gave up (backtracking limit): the rest as one piece.
+                        break;
+                    };
+                    if found.start() > last {
+                        self.encode_piece(&text.as_bytes()[last..found.start()], out);
+                    }
+                    self.encode_piece(found.as_str().as_bytes(), out);
+                    last = found.end();
+                }
+                if last < text.len() {
+                    self.encode_piece(&text.as_bytes()[last..], out);
+                }
+            }
         }
     }
 
@@ -228,14 +227,44 @@ impl ByteLevelBpe {
     }
 }
 
+/// Added tokens (longest first) and the bytes they can begin with.
+type AddedTokens = (Vec<(String, u32)>, [bool; 256]);
+
+/// The added tokens of a `tokenizer.json`, longest first, and the bytes they can begin with.
+fn added_tokens(json: &Value) -> Result<AddedTokens, &'static str> {
+    let mut added: Vec<(String, u32)> = Vec::new();
+    for token in json["added_tokens"].as_array().into_iter().flatten() {
+        if [&token["lstrip"], &token["rstrip"], &token["single_word"]]
+            .iter()
+            .any(|v| **v == Value::Bool(true))
+            || token["normalized"] == Value::Bool(true) && token["special"] != Value::Bool(true)
+        {
+            return Err("added tokens with lstrip, rstrip, single_word or normalization");
+        }
+        let content = token["content"]
+            .as_str()
+            .ok_or("an added token without content")?;
+        let id = token["id"].as_u64().ok_or("an added token without id")? as u32;
+        added.push((content.to_owned(), id));
+    }
+    added.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+    let mut added_first = [false; 256];
+    for (content, _) in &added {
+        if let Some(b) = content.as_bytes().first() {
+            added_first[*b as usize] = true;
+        }
+    }
+    Ok((added, added_first))
+}
+
 /// The split regex of a supported pre-tokenizer: `Sequence[Split(Regex, Isolated), ByteLevel
 /// (use_regex: false)]`, or `ByteLevel(use_regex: true)` alone; no prefix space.
-fn pre_tokenizer(value: &Value) -> Option<Regex> {
+fn pre_tokenizer(value: &Value) -> Option<Splitter> {
     let byte_level =
         |v: &Value| v["type"] == "ByteLevel" && v["add_prefix_space"] != Value::Bool(true);
     match value["type"].as_str()? {
         "ByteLevel" if byte_level(value) && value["use_regex"] != Value::Bool(false) => {
-            Regex::new(GPT2_PATTERN).ok()
+            Regex::new(GPT2_PATTERN).ok().map(Splitter::Regex)
         }
         "Sequence" => {
             let steps = value["pretokenizers"].as_array()?;
@@ -248,7 +277,11 @@ fn pre_tokenizer(value: &Value) -> Option<Regex> {
             if !plain || !byte_level(last) || last["use_regex"] == Value::Bool(true) {
                 return None;
             }
-            Regex::new(split["pattern"]["Regex"].as_str()?).ok()
+            let pattern = split["pattern"]["Regex"].as_str()?;
+            if pattern == crate::LLAMA3_PATTERN {
+                return Some(Splitter::Llama3(Llama3Split::new()));
+            }
+            Regex::new(pattern).ok().map(Splitter::Regex)
         }
         _ => None,
     }

@@ -7,6 +7,7 @@ mod bpe;
 mod fertility;
 mod megatron;
 mod mix;
+mod split;
 mod train;
 
 use std::path::{Path, PathBuf};
