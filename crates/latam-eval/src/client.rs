@@ -138,20 +138,13 @@ impl Client {
         model: &str,
         prompt: &str,
     ) -> Result<Vec<(usize, f64)>, EvalError> {
-        let mut body = json!({
-            "model": model, "prompt": prompt, "max_tokens": 0, "echo": true,
+        // One generated token, ignored: `max_tokens: 0` means "no limit" to some servers
+        // (llama-cpp-python) and is refused by others.
+        let body = json!({
+            "model": model, "prompt": prompt, "max_tokens": 1, "echo": true,
             "logprobs": 1, "temperature": 0.0,
         });
-        let value = match self.post_json("completions", &body) {
-            // Some servers refuse `max_tokens: 0`; one generated token is then ignored.
-            Err(EvalError::Status {
-                status: 400 | 422, ..
-            }) => {
-                body["max_tokens"] = json!(1);
-                self.post_json("completions", &body)?
-            }
-            other => other?,
-        };
+        let value = self.post_json("completions", &body)?;
         parse_prompt_logprobs(&value, prompt.chars().count()).ok_or_else(|| EvalError::NoLogprobs {
             endpoint: self.base.clone(),
         })

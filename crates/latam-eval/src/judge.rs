@@ -78,7 +78,10 @@ pub fn parse(reply: &str) -> Result<Verdict, String> {
         .rfind('}')
         .filter(|e| *e > start)
         .ok_or("no JSON object in the judge's reply")?;
-    let value: Value = serde_json::from_str(&reply[start..=end])
+    let object = &reply[start..=end];
+    // Small judges often leave a comma before the closing brace: accepted.
+    let value: Value = serde_json::from_str(object)
+        .or_else(|_| serde_json::from_str(&without_trailing_commas(object)))
         .map_err(|e| format!("malformed JSON from the judge: {e}"))?;
     let score = |key: &str| {
         value[key]
@@ -106,6 +109,23 @@ pub fn parse(reply: &str) -> Result<Verdict, String> {
             .trim()
             .to_owned(),
     })
+}
+
+/// `text` without commas that only whitespace separates from a closing `}` or `]`.
+fn without_trailing_commas(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ',' {
+            let rest: String = chars.clone().take_while(|c| c.is_whitespace()).collect();
+            let after = chars.clone().nth(rest.chars().count());
+            if matches!(after, Some('}' | ']')) {
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -36,13 +36,20 @@ pub struct Entry {
     pub summary: Summary,
 }
 
-/// The metric that leads the tables: the judge's overall grade, else accuracy, bits per byte,
-/// token F1.
-pub fn headline(entries: &[Entry]) -> Option<String> {
+/// The metric that leads a run's breakdowns: the judge's overall grade, else accuracy, bits per
+/// byte, token F1.
+pub fn headline(summary: &Summary) -> Option<&'static str> {
     ["judge_overall", "accuracy", "bits_per_byte", "token_f1"]
+        .into_iter()
+        .find(|m| summary.metrics.contains_key(*m))
+}
+
+/// Column labels of the breakdowns: each run with its headline metric.
+fn columns(entries: &[Entry]) -> Vec<String> {
+    entries
         .iter()
-        .find(|m| entries.iter().any(|e| e.summary.metrics.contains_key(**m)))
-        .map(|m| (*m).to_owned())
+        .map(|e| format!("{} ({})", e.label, headline(&e.summary).unwrap_or("–")))
+        .collect()
 }
 
 fn metric_names(entries: &[Entry]) -> Vec<String> {
@@ -97,13 +104,12 @@ fn fmt(value: Option<f64>) -> String {
 }
 
 /// The values of a breakdown key in all runs, with the headline metric of each run.
-fn table(
-    entries: &[Entry],
-    key: &str,
-    metric: &str,
-) -> BTreeMap<String, Vec<Option<(f64, usize)>>> {
+fn table(entries: &[Entry], key: &str) -> BTreeMap<String, Vec<Option<(f64, usize)>>> {
     let mut rows: BTreeMap<String, Vec<Option<(f64, usize)>>> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
+        let Some(metric) = headline(&e.summary) else {
+            continue;
+        };
         for (value, group) in e.summary.breakdowns.get(key).into_iter().flatten() {
             let row = rows
                 .entry(value.clone())
@@ -133,15 +139,12 @@ pub fn markdown(entries: &[Entry]) -> String {
             cells.join(" | ")
         );
     }
-    let Some(metric) = headline(entries) else {
-        return out;
-    };
+    let labels = columns(entries);
     for key in keys(entries) {
-        let _ = writeln!(out, "\n## By {key} (`{metric}`)\n");
-        let labels: Vec<&str> = entries.iter().map(|e| e.label.as_str()).collect();
+        let _ = writeln!(out, "\n## By {key}\n");
         let _ = writeln!(out, "| {key} | {} |", labels.join(" | "));
         let _ = writeln!(out, "|---|{}", "---:|".repeat(labels.len()));
-        for (value, cells) in table(entries, &key, &metric) {
+        for (value, cells) in table(entries, &key) {
             let cells: Vec<String> = cells
                 .iter()
                 .map(|c| c.map_or_else(|| "–".into(), |(m, n)| format!("{m:.4} (n={n})")))
@@ -217,7 +220,6 @@ fn chart(groups: &[(String, Vec<Option<f64>>)], runs: &[&str]) -> String {
 
 /// The report as one self-contained HTML page.
 pub fn html(entries: &[Entry]) -> String {
-    let runs: Vec<&str> = entries.iter().map(|e| e.label.as_str()).collect();
     let mut body = String::from("<h1>Evaluation report</h1><h2>Overall</h2>");
     let names = metric_names(entries);
     body.push_str("<table><tr><th>run</th><th>examples</th>");
@@ -238,23 +240,20 @@ pub fn html(entries: &[Entry]) -> String {
         body.push_str("</tr>");
     }
     body.push_str("</table>");
-    if let Some(metric) = headline(entries) {
+    let labels = columns(entries);
+    let runs: Vec<&str> = labels.iter().map(String::as_str).collect();
+    {
         let overall: Vec<(String, Vec<Option<f64>>)> = vec![(
-            metric.clone(),
+            "headline metric".to_owned(),
             entries
                 .iter()
-                .map(|e| e.summary.metrics.get(&metric).copied())
+                .map(|e| headline(&e.summary).and_then(|m| e.summary.metrics.get(m).copied()))
                 .collect(),
         )];
         body.push_str(&chart(&overall, &runs));
         for key in keys(entries) {
-            let _ = write!(
-                body,
-                "<h2>By {} (<code>{}</code>)</h2>",
-                escape(&key),
-                escape(&metric)
-            );
-            let rows = table(entries, &key, &metric);
+            let _ = write!(body, "<h2>By {}</h2>", escape(&key));
+            let rows = table(entries, &key);
             let groups: Vec<(String, Vec<Option<f64>>)> = rows
                 .iter()
                 .map(|(v, cells)| (v.clone(), cells.iter().map(|c| c.map(|(m, _)| m)).collect()))
