@@ -155,10 +155,19 @@ def manpage_text(path):
     return "\n".join(lines)
 
 
+# Program code for `und` comes from this repository at a fixed commit, so that the training set
+# does not change as the code does.
+CODE_COMMIT = "50a811c"
+
+
 def code_chunks(repo):
-    """Source code of this repository in chunks of 6 lines: the `und` of program text."""
-    for path in sorted(glob.glob(os.path.join(repo, "crates/*/src/**/*.rs"), recursive=True)):
-        lines = [l.rstrip() for l in open(path, encoding="utf-8") if l.strip()]
+    """Rust code of this repository at CODE_COMMIT in chunks of 6 lines: the `und` of program text."""
+    names = subprocess.run(["git", "-C", repo, "ls-tree", "-r", "--name-only", CODE_COMMIT, "crates"],
+                           check=True, capture_output=True, text=True).stdout.split()
+    for path in sorted(n for n in names if n.endswith(".rs") and "/src/" in n):
+        source = subprocess.run(["git", "-C", repo, "show", f"{CODE_COMMIT}:{path}"],
+                                check=True, capture_output=True, text=True).stdout
+        lines = [l.rstrip() for l in source.splitlines() if l.strip()]
         for i in range(0, len(lines), 6):
             yield "\n".join(lines[i : i + 6])
 
