@@ -117,15 +117,15 @@ fn tokenize(args: &TokenizeBenchArgs) -> Result<u8, Failure> {
     }
     let docs = read_documents(&args.measure.inputs, |_| true, usize::MAX)?;
     let mb = docs.iter().map(|d| d.text.len()).sum::<usize>() as f64 / 1e6;
-    let differing = docs
+    // One pass: each document's ids from both encoders, compared and counted.
+    let (differing, tokens) = docs
         .par_iter()
-        .filter(|d| tokenizer.encode(&d.text) != tokenizer.encode_hf(&d.text))
-        .count();
+        .map(|d| {
+            let ids = tokenizer.encode(&d.text);
+            (usize::from(ids != tokenizer.encode_hf(&d.text)), ids.len())
+        })
+        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     let workers = args.measure.workers.unwrap_or_else(default_workers);
-    let tokens: usize = docs
-        .par_iter()
-        .map(|d| tokenizer.encode(&d.text).len())
-        .sum();
     let mut figures = serde_json::json!({
         "documents": docs.len(), "text_mb": mb, "tokens": tokens,
         "documents_with_different_ids": differing,
