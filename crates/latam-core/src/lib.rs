@@ -13,9 +13,11 @@
 //! ```
 
 mod document;
+mod html;
 mod rng;
 mod step;
 
 pub use document::{Document, DocumentError, FieldNames};
+pub use html::html_escape;
 pub use rng::Rng;
 pub use step::{CorpusStep, OrderedStep, Position, Step, Verdict, position};

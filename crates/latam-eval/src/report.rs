@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use latam_core::html_escape as escape;
+
 use crate::run::Summary;
 
 /// Metrics shown first, in this order, when present.
@@ -153,13 +155,6 @@ pub fn markdown(entries: &[Entry]) -> String {
         }
     }
     out
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 const COLORS: [&str; 6] = [

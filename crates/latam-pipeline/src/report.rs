@@ -9,20 +9,7 @@ use crate::stats::{GroupCounts, RunStats};
 
 const COLORS: [&str; 2] = ["#9db4d6", "#1f5fa8"];
 
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+use latam_core::html_escape as esc;
 
 /// Thousands separated with thin spaces: 1 234 567.
 fn num(n: u64) -> String {
