@@ -27,6 +27,16 @@ pub struct EndpointConfig {
 }
 
 impl EndpointConfig {
+    /// The base URL requests go to: `url` with `/v1` added when missing.
+    pub fn base_url(&self) -> String {
+        let trimmed = self.url.trim_end_matches('/');
+        if trimmed.ends_with("/v1") {
+            trimmed.to_owned()
+        } else {
+            format!("{trimmed}/v1")
+        }
+    }
+
     /// An endpoint with the default timeout (120 s) and retries (5, from 1 s).
     pub fn new(url: &str, api_key: Option<String>) -> Self {
         Self {
@@ -64,15 +74,9 @@ impl Client {
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(config.timeout_s))
             .build();
-        let trimmed = config.url.trim_end_matches('/');
-        let base = if trimmed.ends_with("/v1") {
-            trimmed.to_owned()
-        } else {
-            format!("{trimmed}/v1")
-        };
         Self {
             agent,
-            base,
+            base: config.base_url(),
             config: config.clone(),
         }
     }

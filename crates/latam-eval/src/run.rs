@@ -738,7 +738,7 @@ fn write_outputs(
         "task": config.task_name(),
         "task_config": config.task,
         "model": config.model,
-        "endpoint": Client::new(&config.endpoint).base(),
+        "endpoint": config.endpoint.base_url(),
         "parameters": {
             "max_tokens": config.max_tokens, "temperature": config.temperature,
             "mc_mode": config.mc_mode, "max_samples": config.max_samples, "shuffle": config.shuffle,
@@ -748,7 +748,7 @@ fn write_outputs(
         },
         "prompts": prompts,
         "judge": config.judge.as_ref().map(|j| json!({
-            "model": j.model, "endpoint": Client::new(&j.endpoint).base(),
+            "model": j.model, "endpoint": j.endpoint.base_url(),
             "prompt_sha256": sha256_hex(&j.prompt), "attempts": j.attempts,
         })),
         "data": files,
