@@ -9,6 +9,7 @@ mod dedup_eval;
 mod eval;
 mod jsonl;
 mod langid;
+mod model;
 mod progress;
 mod tokenize;
 mod tokenizer;
@@ -65,6 +66,10 @@ enum Command {
     /// Train a BPE tokenizer on the corpus and measure tokenizers' fertility by language.
     #[command(subcommand)]
     Tokenizer(tokenizer::TokenizerCommand),
+    /// Continue a prompt with a Llama-architecture model (GGUF or safetensors) on this machine.
+    Generate(Box<model::GenerateArgs>),
+    /// Serve a model with an OpenAI-compatible API (chat, completions with prompt logprobs).
+    Serve(Box<model::ServeArgs>),
     /// Measure throughput and memory of the pipeline.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -113,6 +118,8 @@ fn main() -> ExitCode {
         Command::Eval(command) => eval::run(command),
         Command::Tokenize(args) => tokenize::run(&args),
         Command::Tokenizer(command) => tokenizer::run(command),
+        Command::Generate(args) => model::generate(&args),
+        Command::Serve(args) => model::serve(&args),
         Command::Bench(command) => bench::run(command),
     };
     match result {

@@ -1,0 +1,509 @@
+//! The Llama forward pass (grouped-query attention, RoPE, SwiGLU, RMS norm) over quantized or
+//! full-precision weights, with a growing key/value cache.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
+use candle_core::{DType, Device, Module, Tensor};
+
+use crate::ModelError;
+use crate::config::ModelConfig;
+
+/// How a checkpoint lays out the two halves that RoPE rotates together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeLayout {
+    /// Pairs are adjacent (`x[2i], x[2i+1]`): GGUF, whose converter permutes q/k rows.
+    Interleaved,
+    /// Pairs are half a head apart (`x[i], x[i + d/2]`): Hugging Face checkpoints.
+    Halves,
+}
+
+struct Block {
+    attn_norm: Tensor,
+    q: QMatMul,
+    k: QMatMul,
+    v: QMatMul,
+    o: QMatMul,
+    ffn_norm: Tensor,
+    gate: QMatMul,
+    up: QMatMul,
+    down: QMatMul,
+}
+
+/// A loaded Llama: weights, RoPE tables and the device they live on.
+pub struct Llama {
+    config: ModelConfig,
+    embed: Tensor,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    lm_head: QMatMul,
+    cos: Tensor,
+    sin: Tensor,
+    layout: RopeLayout,
+    device: Device,
+}
+
+/// The keys and values of one sequence, one pair per layer, grown by doubling.
+pub struct KvCache {
+    layers: Vec<LayerCache>,
+    len: usize,
+}
+
+#[derive(Default)]
+struct LayerCache {
+    k: Option<Tensor>,
+    v: Option<Tensor>,
+}
+
+impl KvCache {
+    /// Tokens already in the cache.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True before the first forward pass.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl LayerCache {
+    /// Appends `[1, kv_heads, n, head_dim]` keys and values after the first `len` positions and
+    /// returns all of them.
+    fn append(
+        &mut self,
+        len: usize,
+        keys: &Tensor,
+        values: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let added = keys.dim(2)?;
+        let needed = len + added;
+        let capacity = self.k.as_ref().map_or(0, |t| t.dim(2).unwrap_or(0));
+        if needed > capacity {
+            let new_capacity = needed.max(capacity * 2).max(64);
+            let grow = |old: Option<&Tensor>, like: &Tensor| -> candle_core::Result<Tensor> {
+                let (batch, heads, _, width) = like.dims4()?;
+                let fresh = Tensor::zeros(
+                    (batch, heads, new_capacity, width),
+                    like.dtype(),
+                    like.device(),
+                )?;
+                if let Some(old) = old {
+                    fresh.slice_set(&old.narrow(2, 0, len)?, 2, 0)?;
+                }
+                Ok(fresh)
+            };
+            self.k = Some(grow(self.k.as_ref(), keys)?);
+            self.v = Some(grow(self.v.as_ref(), values)?);
+        }
+        let (kc, vc) = (
+            self.k.as_ref().expect("grown"),
+            self.v.as_ref().expect("grown"),
+        );
+        kc.slice_set(keys, 2, len)?;
+        vc.slice_set(values, 2, len)?;
+        Ok((
+            kc.narrow(2, 0, needed)?.contiguous()?,
+            vc.narrow(2, 0, needed)?.contiguous()?,
+        ))
+    }
+}
+
+/// Where the weights of a checkpoint come from, under their Hugging Face or GGUF names.
+pub(crate) trait WeightSource {
+    /// A matrix for `QMatMul` (quantized or not), or `None` when absent.
+    fn matrix(&mut self, name: &str) -> Result<Option<QMatMul>, ModelError>;
+    /// A tensor as `f32` on the device, or `None` when absent.
+    fn tensor(&mut self, name: &str) -> Result<Option<Tensor>, ModelError>;
+}
+
+/// The weight names of one format.
+pub(crate) struct Names {
+    pub embed: &'static str,
+    pub norm: &'static str,
+    pub lm_head: &'static str,
+    /// Block weight names with `{}` for the layer: attn_norm q k v o ffn_norm gate up down.
+    pub block: [&'static str; 9],
+}
+
+pub(crate) const HF_NAMES: Names = Names {
+    embed: "model.embed_tokens.weight",
+    norm: "model.norm.weight",
+    lm_head: "lm_head.weight",
+    block: [
+        "model.layers.{}.input_layernorm.weight",
+        "model.layers.{}.self_attn.q_proj.weight",
+        "model.layers.{}.self_attn.k_proj.weight",
+        "model.layers.{}.self_attn.v_proj.weight",
+        "model.layers.{}.self_attn.o_proj.weight",
+        "model.layers.{}.post_attention_layernorm.weight",
+        "model.layers.{}.mlp.gate_proj.weight",
+        "model.layers.{}.mlp.up_proj.weight",
+        "model.layers.{}.mlp.down_proj.weight",
+    ],
+};
+
+pub(crate) const GGUF_NAMES: Names = Names {
+    embed: "token_embd.weight",
+    norm: "output_norm.weight",
+    lm_head: "output.weight",
+    block: [
+        "blk.{}.attn_norm.weight",
+        "blk.{}.attn_q.weight",
+        "blk.{}.attn_k.weight",
+        "blk.{}.attn_v.weight",
+        "blk.{}.attn_output.weight",
+        "blk.{}.ffn_norm.weight",
+        "blk.{}.ffn_gate.weight",
+        "blk.{}.ffn_up.weight",
+        "blk.{}.ffn_down.weight",
+    ],
+};
+
+impl Llama {
+    /// Builds the model from a source of weights. `freq_factors` divides the RoPE frequencies
+    /// (GGUF's `rope_freqs.weight`).
+    pub(crate) fn build(
+        config: ModelConfig,
+        source: &mut dyn WeightSource,
+        names: &Names,
+        layout: RopeLayout,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let missing = |name: &str| ModelError::Weights(format!("the checkpoint has no {name}"));
+        let matrix = |source: &mut dyn WeightSource, name: String| {
+            source.matrix(&name)?.ok_or_else(|| missing(&name))
+        };
+        let embed = source
+            .tensor(names.embed)?
+            .ok_or_else(|| missing(names.embed))?;
+        let mut blocks = Vec::with_capacity(config.num_layers);
+        for layer in 0..config.num_layers {
+            let name = |i: usize| names.block[i].replace("{}", &layer.to_string());
+            let vector = |source: &mut dyn WeightSource, name: String| {
+                source.tensor(&name)?.ok_or_else(|| missing(&name))
+            };
+            blocks.push(Block {
+                attn_norm: vector(source, name(0))?,
+                q: matrix(source, name(1))?,
+                k: matrix(source, name(2))?,
+                v: matrix(source, name(3))?,
+                o: matrix(source, name(4))?,
+                ffn_norm: vector(source, name(5))?,
+                gate: matrix(source, name(6))?,
+                up: matrix(source, name(7))?,
+                down: matrix(source, name(8))?,
+            });
+        }
+        let norm = source
+            .tensor(names.norm)?
+            .ok_or_else(|| missing(names.norm))?;
+        // Tied embeddings: the output projection is the embedding matrix.
+        let lm_head = match source.matrix(names.lm_head)? {
+            Some(m) => m,
+            None => source
+                .matrix(names.embed)?
+                .ok_or_else(|| missing(names.embed))?,
+        };
+        let mut inv_freq = config.inverse_frequencies();
+        if let Some(factors) = source.tensor("rope_freqs.weight")? {
+            let factors = factors.to_vec1::<f32>().map_err(ModelError::from)?;
+            if factors.len() != inv_freq.len() {
+                return Err(ModelError::Weights(format!(
+                    "rope_freqs.weight has {} factors for {} frequencies",
+                    factors.len(),
+                    inv_freq.len()
+                )));
+            }
+            for (f, s) in inv_freq.iter_mut().zip(factors) {
+                *f /= s;
+            }
+        }
+        let (cos, sin) = rope_tables(&inv_freq, config.max_position_embeddings, device)
+            .map_err(ModelError::from)?;
+        Ok(Self {
+            config,
+            embed,
+            blocks,
+            norm,
+            lm_head,
+            cos,
+            sin,
+            layout,
+            device: device.clone(),
+        })
+    }
+
+    /// The model's dimensions.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// An empty cache for a new sequence.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache {
+            layers: (0..self.blocks.len())
+                .map(|_| LayerCache::default())
+                .collect(),
+            len: 0,
+        }
+    }
+
+    /// Runs `tokens` after what `cache` holds and returns the logits `[n, vocab]` of every
+    /// position (`all_positions`) or of the last one only (`[1, vocab]`).
+    pub fn forward(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        all_positions: bool,
+    ) -> Result<Tensor, ModelError> {
+        let pos = cache.len;
+        if tokens.is_empty() {
+            return Err(ModelError::Input("no tokens to run".into()));
+        }
+        if pos + tokens.len() > self.config.max_position_embeddings {
+            return Err(ModelError::Input(format!(
+                "{} tokens exceed the model's context of {}",
+                pos + tokens.len(),
+                self.config.max_position_embeddings
+            )));
+        }
+        if let Some(&bad) = tokens
+            .iter()
+            .find(|&&t| t as usize >= self.config.vocab_size)
+        {
+            return Err(ModelError::Input(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                self.config.vocab_size
+            )));
+        }
+        let logits = self
+            .forward_inner(tokens, cache, all_positions)
+            .map_err(ModelError::from)?;
+        cache.len += tokens.len();
+        Ok(logits)
+    }
+
+    fn forward_inner(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        all_positions: bool,
+    ) -> candle_core::Result<Tensor> {
+        let pos = cache.len;
+        let n = tokens.len();
+        let ids = Tensor::new(tokens, &self.device)?;
+        let mut x = self.embed.index_select(&ids, 0)?.unsqueeze(0)?;
+        let mask = (n > 1)
+            .then(|| causal_mask(n, pos, &self.device))
+            .transpose()?;
+        let cos = self.cos.narrow(0, pos, n)?;
+        let sin = self.sin.narrow(0, pos, n)?;
+        let eps = self.config.rms_norm_eps as f32;
+        for (block, layer_cache) in self.blocks.iter().zip(&mut cache.layers) {
+            let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, eps)?;
+            let attn = self.attention(block, &h, pos, mask.as_ref(), &cos, &sin, layer_cache)?;
+            x = (x + attn)?;
+            let h = candle_nn::ops::rms_norm(&x, &block.ffn_norm, eps)?;
+            let gated =
+                (candle_nn::ops::silu(&block.gate.forward(&h)?)? * block.up.forward(&h)?)?;
+            x = (x + block.down.forward(&gated)?)?;
+        }
+        let x = if all_positions {
+            x
+        } else {
+            x.narrow(1, n - 1, 1)?
+        };
+        let x = candle_nn::ops::rms_norm(&x, &self.norm, eps)?;
+        self.lm_head.forward(&x)?.squeeze(0)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        block: &Block,
+        hidden: &Tensor,
+        pos: usize,
+        mask: Option<&Tensor>,
+        cos: &Tensor,
+        sin: &Tensor,
+        cache: &mut LayerCache,
+    ) -> candle_core::Result<Tensor> {
+        let cfg = &self.config;
+        let (batch, len, _) = hidden.dims3()?;
+        let heads = |m: &QMatMul, count: usize| -> candle_core::Result<Tensor> {
+            m.forward(hidden)?
+                .reshape((batch, len, count, cfg.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let rotate = |t: Tensor| match self.layout {
+            RopeLayout::Interleaved => candle_nn::rotary_emb::rope_i(&t, cos, sin),
+            RopeLayout::Halves => candle_nn::rotary_emb::rope(&t, cos, sin),
+        };
+        let q = rotate(heads(&block.q, cfg.num_heads)?)?;
+        let k = rotate(heads(&block.k, cfg.num_kv_heads)?)?;
+        let v = heads(&block.v, cfg.num_kv_heads)?;
+        let (k, v) = cache.append(pos, &k, &v)?;
+        let total = k.dim(2)?;
+        // Grouped-query attention without copying keys: the query heads that share a key/value
+        // head are stacked along the sequence axis.
+        let group = cfg.num_heads / cfg.num_kv_heads;
+        let q = q.reshape((batch, cfg.num_kv_heads, group * len, cfg.head_dim))?;
+        let scale = 1.0 / (cfg.head_dim as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?.reshape((batch, cfg.num_heads, len, total))?;
+        let scores = match mask {
+            Some(mask) => scores.broadcast_add(mask)?,
+            None => scores,
+        };
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?.reshape((
+            batch,
+            cfg.num_kv_heads,
+            group * len,
+            total,
+        ))?;
+        let y = weights
+            .matmul(&v)?
+            .reshape((batch, cfg.num_heads, len, cfg.head_dim))?;
+        let y = y
+            .transpose(1, 2)?
+            .reshape((batch, len, cfg.num_heads * cfg.head_dim))?;
+        block.o.forward(&y)
+    }
+}
+
+/// `[n, pos + n]`: 0 where a query may look, -inf at later positions.
+fn causal_mask(n: usize, pos: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let total = pos + n;
+    let mask: Vec<f32> = (0..n)
+        .flat_map(|i| (0..total).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(mask, (n, total), device)
+}
+
+fn rope_tables(
+    inv_freq: &[f32],
+    positions: usize,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let half = inv_freq.len();
+    let inv = Tensor::from_slice(inv_freq, (1, half), device)?;
+    let t = Tensor::arange(0u32, positions as u32, device)?
+        .to_dtype(DType::F32)?
+        .reshape((positions, 1))?;
+    let angles = t.broadcast_mul(&inv)?;
+    Ok((angles.cos()?, angles.sin()?))
+}
+
+/// Quantized types without a fast CPU kernel in candle, converted at load.
+fn needs_requantize(dtype: GgmlDType) -> bool {
+    matches!(
+        dtype,
+        GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_1
+    )
+}
+
+/// Weights read from a GGUF file.
+pub(crate) struct GgufSource {
+    pub content: gguf_file::Content,
+    pub reader: BufReader<File>,
+    pub device: Device,
+    /// Target of `needs_requantize` types (Q8_0 by default: near-lossless).
+    pub requantize: GgmlDType,
+}
+
+impl GgufSource {
+    fn qtensor(&mut self, name: &str) -> Result<Option<QTensor>, ModelError> {
+        if !self.content.tensor_infos.contains_key(name) {
+            return Ok(None);
+        }
+        self.content
+            .tensor(&mut self.reader, name, &self.device)
+            .map(Some)
+            .map_err(|e| ModelError::Weights(format!("GGUF tensor {name}: {e}")))
+    }
+}
+
+impl WeightSource for GgufSource {
+    fn matrix(&mut self, name: &str) -> Result<Option<QMatMul>, ModelError> {
+        let Some(mut t) = self.qtensor(name)? else {
+            return Ok(None);
+        };
+        let row = t.shape().dims().last().copied().unwrap_or(0);
+        if needs_requantize(t.dtype()) && row % self.requantize.block_size() == 0 {
+            let full = t.dequantize(&self.device).map_err(ModelError::from)?;
+            t = QTensor::quantize(&full, self.requantize).map_err(ModelError::from)?;
+        }
+        QMatMul::from_qtensor(t).map(Some).map_err(ModelError::from)
+    }
+
+    fn tensor(&mut self, name: &str) -> Result<Option<Tensor>, ModelError> {
+        self.qtensor(name)?
+            .map(|t| t.dequantize(&self.device).map_err(ModelError::from))
+            .transpose()
+    }
+}
+
+/// Weights read from Hugging Face safetensors (one file or shards), as `f32`.
+pub(crate) struct SafetensorsSource {
+    pub tensors: HashMap<String, Tensor>,
+}
+
+impl SafetensorsSource {
+    /// Reads every shard.
+    pub fn read(files: &[impl AsRef<Path>], device: &Device) -> Result<Self, ModelError> {
+        let mut tensors = HashMap::new();
+        for file in files {
+            let file = file.as_ref();
+            let part = candle_core::safetensors::load(file, device)
+                .map_err(|e| ModelError::Weights(format!("{}: {e}", file.display())))?;
+            tensors.extend(part);
+        }
+        Ok(Self { tensors })
+    }
+
+    fn take(&mut self, name: &str) -> Result<Option<Tensor>, ModelError> {
+        self.tensors
+            .get(name)
+            .map(|t| t.to_dtype(DType::F32).map_err(ModelError::from))
+            .transpose()
+    }
+}
+
+impl WeightSource for SafetensorsSource {
+    fn matrix(&mut self, name: &str) -> Result<Option<QMatMul>, ModelError> {
+        Ok(self.take(name)?.map(QMatMul::Tensor))
+    }
+
+    fn tensor(&mut self, name: &str) -> Result<Option<Tensor>, ModelError> {
+        self.take(name)
+    }
+}
+
+/// Log-softmax of one row of logits.
+pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
+    let log_sum = sum.ln() as f32 + max;
+    logits.iter().map(|&l| l - log_sum).collect()
+}
+
+/// The rows of a `[n, vocab]` logits tensor.
+pub fn rows(logits: &Tensor) -> Result<Vec<Vec<f32>>, ModelError> {
+    logits
+        .to_dtype(DType::F32)
+        .and_then(|t| t.to_vec2::<f32>())
+        .map_err(ModelError::from)
+}
+
+/// The last row of a `[n, vocab]` logits tensor.
+pub fn last_row(logits: &Tensor) -> Result<Vec<f32>, ModelError> {
+    logits
+        .get(logits.dim(0).map_err(ModelError::from)? - 1)
+        .and_then(|t| t.to_dtype(DType::F32))
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(ModelError::from)
+}

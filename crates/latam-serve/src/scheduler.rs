@@ -1,0 +1,120 @@
+//! The model thread: admits generations from a queue and runs them round-robin, one step
+//! (a prompt chunk or one token) each, so that every stream advances at the same pace and a
+//! long prompt does not stall the others. A generation whose client went away is dropped at
+//! its next turn.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Instant;
+
+use latam_model::{Event, Generation, Model};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::metrics::Metrics;
+
+/// What the model thread tells a request.
+#[derive(Debug)]
+pub enum Update {
+    /// Output of a step.
+    Model(Event),
+    /// The generation failed.
+    Failed(String),
+}
+
+/// A request holding one of the server's places (running or waiting); the place is freed when
+/// the job is dropped.
+pub struct Job {
+    pub generation: Generation,
+    pub updates: UnboundedSender<Update>,
+    pub endpoint: &'static str,
+    pub received: Instant,
+    /// Held for its `Drop`, which frees the place.
+    pub _place: Place,
+}
+
+/// One of the `max_running + max_waiting` places of the server.
+pub struct Place(Arc<AtomicUsize>);
+
+impl Place {
+    /// Takes a place when fewer than `limit` are taken.
+    pub fn take(taken: &Arc<AtomicUsize>, limit: usize) -> Option<Self> {
+        taken
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(Arc::clone(taken)))
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct Running {
+    job: Job,
+    first_token: bool,
+}
+
+/// Runs jobs until the queue's senders are gone and no job is left.
+pub fn run(model: &Model, queue: &Receiver<Job>, max_running: usize, metrics: &Metrics) {
+    let mut running: VecDeque<Running> = VecDeque::new();
+    loop {
+        if running.is_empty() {
+            match queue.recv() {
+                Ok(job) => running.push_back(admit(job)),
+                Err(_) => return,
+            }
+        }
+        while running.len() < max_running {
+            match queue.try_recv() {
+                Ok(job) => running.push_back(admit(job)),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        metrics.set_running(running.len());
+        for _ in 0..running.len() {
+            let Some(mut entry) = running.pop_front() else {
+                break;
+            };
+            if entry.job.updates.is_closed() {
+                metrics.finished(entry.job.endpoint, "cancelled", &entry.job);
+                continue;
+            }
+            match entry.job.generation.step(model) {
+                Ok(events) => {
+                    let mut done = false;
+                    for event in events {
+                        if matches!(event, Event::Token { .. }) && !entry.first_token {
+                            entry.first_token = true;
+                            metrics.first_token(entry.job.received.elapsed());
+                        }
+                        done |= matches!(event, Event::Done { .. });
+                        // A closed channel is noticed at the next turn.
+                        let _ = entry.job.updates.send(Update::Model(event));
+                    }
+                    if done {
+                        metrics.finished(entry.job.endpoint, "ok", &entry.job);
+                    } else {
+                        running.push_back(entry);
+                    }
+                }
+                Err(e) => {
+                    let _ = entry.job.updates.send(Update::Failed(e.to_string()));
+                    metrics.finished(entry.job.endpoint, "error", &entry.job);
+                }
+            }
+        }
+    }
+}
+
+fn admit(job: Job) -> Running {
+    Running {
+        job,
+        first_token: false,
+    }
+}
