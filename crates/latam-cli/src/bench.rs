@@ -41,6 +41,17 @@ pub(crate) enum BenchCommand {
     ///
     /// Example: latam bench tokenize --tokenizer llama3.tokenizer.json --input ../shared/data/corpus/latam-open.jsonl.zst
     Tokenize(TokenizeBenchArgs),
+    /// Prefill and decode speed of a model on this CPU (tokens/s) and its time to first token,
+    /// as llama.cpp's `llama-bench` reports them.
+    ///
+    /// Example: latam bench generate --model SmolLM2-135M-Instruct.Q4_1.gguf --threads 1
+    Generate(Box<crate::bench_model::GenerateBenchArgs>),
+    /// Throughput of an OpenAI-compatible server (`latam serve`, llama.cpp's, vLLM…) under 1, 4
+    /// and 16 concurrent streamed completions: tokens/s in all, time to first token, tokens/s
+    /// per stream.
+    ///
+    /// Example: latam bench serve --endpoint http://127.0.0.1:8080/v1 --concurrency 1,4,16
+    Serve(crate::bench_model::ServeBenchArgs),
 }
 
 #[derive(Args)]
@@ -105,6 +116,8 @@ pub(crate) fn run(command: BenchCommand) -> Result<u8, Failure> {
         BenchCommand::Classifier(args) => classifier(&args),
         BenchCommand::Langid(args) => langid(&args),
         BenchCommand::Tokenize(args) => tokenize(&args),
+        BenchCommand::Generate(args) => crate::bench_model::generate(&args),
+        BenchCommand::Serve(args) => crate::bench_model::serve(&args),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod anonymize;
 mod bench;
+mod bench_model;
 mod classifier;
 mod corpus;
 mod dedup;

@@ -21,7 +21,7 @@ pub(crate) struct ModelArgs {
     model: PathBuf,
     /// CPU threads of the matrix kernels (default: all cores).
     #[arg(long)]
-    threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
     /// A Jinja chat template file that replaces the model's own.
     #[arg(long)]
     chat_template: Option<PathBuf>,
@@ -38,10 +38,7 @@ enum RequantizeArg {
 }
 
 impl ModelArgs {
-    fn load(&self) -> Result<Model, Failure> {
-        if let Some(threads) = self.threads {
-            latam_model::set_threads(threads.max(1))?;
-        }
+    pub(crate) fn load(&self) -> Result<Model, Failure> {
         let chat_template = self
             .chat_template
             .as_deref()
@@ -53,6 +50,7 @@ impl ModelArgs {
                 RequantizeArg::Q8_0 => Requantize::Q8_0,
                 RequantizeArg::Q4_0 => Requantize::Q4_0,
             },
+            threads: self.threads,
         };
         let started = Instant::now();
         let model = Model::load(&self.model, &options)

@@ -142,7 +142,7 @@ impl Generation {
         request.sampling.validate().map_err(ModelError::Input)?;
         Ok(Self {
             sampler: Sampler::new(request.sampling.clone(), &request.prompt),
-            cache: model.llama.new_cache(),
+            cache: model.new_cache(),
             decoder: IncrementalDecoder::default(),
             prefilled: 0,
             prompt_logprobs: Vec::new(),
@@ -194,7 +194,7 @@ impl Generation {
             return Ok(events);
         }
         if let Some(token) = self.pending.take() {
-            let logits = model.llama.forward(&[token], &mut self.cache, false)?;
+            let logits = model.forward(&[token], &mut self.cache, false)?;
             self.logits = last_row(&logits)?;
         }
         let token = self.sampler.sample(&self.logits);
@@ -240,7 +240,7 @@ impl Generation {
         let end = (start + PREFILL_CHUNK).min(self.request.prompt.len());
         let chunk = &self.request.prompt[start..end];
         let Some(top) = self.request.prompt_logprobs else {
-            let logits = model.llama.forward(chunk, &mut self.cache, false)?;
+            let logits = model.forward(chunk, &mut self.cache, false)?;
             self.logits = last_row(&logits)?;
             self.prefilled = end;
             return Ok(());
@@ -256,7 +256,7 @@ impl Generation {
                 offset: offset(0),
             });
         }
-        let logits = rows(&model.llama.forward(chunk, &mut self.cache, true)?)?;
+        let logits = rows(&model.forward(chunk, &mut self.cache, true)?)?;
         for (i, row) in logits.iter().enumerate() {
             let next = start + i + 1;
             if let Some(&id) = self.request.prompt.get(next) {

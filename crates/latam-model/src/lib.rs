@@ -23,7 +23,7 @@ pub use chat::{ChatMessage, ChatTemplate};
 pub use config::{Llama3Scaling, ModelConfig};
 pub use generate::{Event, FinishReason, Generation, GenerationRequest, TokenLogprob};
 pub use llama::{KvCache, Llama, RopeLayout, log_softmax};
-pub use load::{LoadOptions, Model, Requantize, set_threads};
+pub use load::{LoadOptions, Model, Requantize};
 pub use sampling::{Sampler, SamplingParams, argmax};
 pub use tokenizer::{IncrementalDecoder, Tokenizer};
 

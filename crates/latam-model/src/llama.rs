@@ -1,13 +1,15 @@
 //! The Llama forward pass (grouped-query attention, RoPE, SwiGLU, RMS norm) over quantized or
 //! full-precision weights, with a growing key/value cache.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
+use std::sync::Arc;
 
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor, gguf_file};
+use candle_core::{D, DType, Device, Module, Tensor};
 
 use crate::ModelError;
 use crate::config::ModelConfig;
@@ -23,14 +25,96 @@ pub enum RopeLayout {
 
 struct Block {
     attn_norm: Tensor,
-    q: QMatMul,
-    k: QMatMul,
-    v: QMatMul,
+    /// Query, key and value.
+    qkv: Projections,
     o: QMatMul,
     ffn_norm: Tensor,
-    gate: QMatMul,
-    up: QMatMul,
+    /// Gate and up.
+    gate_up: Projections,
     down: QMatMul,
+}
+
+/// Matrices applied to the same input, fused into one matrix when they share a type (fewer
+/// passes over the input, larger parallel loops).
+enum Projections {
+    Fused { matrix: QMatMul, widths: Vec<usize> },
+    Separate(Vec<QMatMul>),
+}
+
+impl Projections {
+    fn new(parts: Vec<QMatMul>, device: &Device) -> Result<Self, ModelError> {
+        let widths = parts
+            .iter()
+            .map(|p| match p {
+                QMatMul::QTensor(q) => q.shape().dims2().map(|d| d.0),
+                QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dims2().map(|d| d.0),
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(match fuse(&parts, device)? {
+            Some(matrix) => Self::Fused { matrix, widths },
+            None => Self::Separate(parts),
+        })
+    }
+
+    /// The output of each matrix.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+        match self {
+            Self::Separate(parts) => parts.iter().map(|p| p.forward(x)).collect(),
+            Self::Fused { matrix, widths } => {
+                let y = matrix.forward(x)?;
+                let mut start = 0;
+                widths
+                    .iter()
+                    .map(|&w| {
+                        start += w;
+                        y.narrow(D::Minus1, start - w, w)
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// One matrix with the rows of `parts`, when they are all quantized alike or all unquantized.
+fn fuse(parts: &[QMatMul], device: &Device) -> Result<Option<QMatMul>, ModelError> {
+    if let Some(tensors) = parts
+        .iter()
+        .map(|p| match p {
+            QMatMul::Tensor(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect::<Option<Vec<Tensor>>>()
+    {
+        return Ok(Some(QMatMul::Tensor(Tensor::cat(&tensors, 0)?)));
+    }
+    let Some(quantized) = parts
+        .iter()
+        .map(|p| match p {
+            QMatMul::QTensor(q) => Some(q),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Ok(None);
+    };
+    let dtype = quantized[0].dtype();
+    let (_, cols) = quantized[0].shape().dims2()?;
+    let mut rows = 0;
+    let mut bytes = Vec::new();
+    for q in quantized {
+        let (r, c) = q.shape().dims2()?;
+        if q.dtype() != dtype || c != cols {
+            return Ok(None);
+        }
+        rows += r;
+        bytes.extend_from_slice(&q.data()?);
+    }
+    // Borrowed: candle 0.9.2 reads an owned `Cow` after dropping it.
+    let storage = QStorage::from_data(Cow::Borrowed(&bytes), device, dtype)?;
+    Ok(Some(QMatMul::QTensor(Arc::new(QTensor::new(
+        storage,
+        (rows, cols),
+    )?))))
 }
 
 /// A loaded Llama: weights, RoPE tables and the device they live on.
@@ -105,10 +189,7 @@ impl LayerCache {
         );
         kc.slice_set(keys, 2, len)?;
         vc.slice_set(values, 2, len)?;
-        Ok((
-            kc.narrow(2, 0, needed)?.contiguous()?,
-            vc.narrow(2, 0, needed)?.contiguous()?,
-        ))
+        Ok((kc.narrow(2, 0, needed)?, vc.narrow(2, 0, needed)?))
     }
 }
 
@@ -186,15 +267,18 @@ impl Llama {
             let vector = |source: &mut dyn WeightSource, name: String| {
                 source.tensor(&name)?.ok_or_else(|| missing(&name))
             };
+            let qkv = vec![
+                matrix(source, name(1))?,
+                matrix(source, name(2))?,
+                matrix(source, name(3))?,
+            ];
+            let gate_up = vec![matrix(source, name(6))?, matrix(source, name(7))?];
             blocks.push(Block {
                 attn_norm: vector(source, name(0))?,
-                q: matrix(source, name(1))?,
-                k: matrix(source, name(2))?,
-                v: matrix(source, name(3))?,
+                qkv: Projections::new(qkv, device)?,
                 o: matrix(source, name(4))?,
                 ffn_norm: vector(source, name(5))?,
-                gate: matrix(source, name(6))?,
-                up: matrix(source, name(7))?,
+                gate_up: Projections::new(gate_up, device)?,
                 down: matrix(source, name(8))?,
             });
         }
@@ -308,8 +392,8 @@ impl Llama {
             let attn = self.attention(block, &h, pos, mask.as_ref(), &cos, &sin, layer_cache)?;
             x = (x + attn)?;
             let h = candle_nn::ops::rms_norm(&x, &block.ffn_norm, eps)?;
-            let gated =
-                (candle_nn::ops::silu(&block.gate.forward(&h)?)? * block.up.forward(&h)?)?;
+            let gate_up = block.gate_up.forward(&h)?;
+            let gated = (candle_nn::ops::silu(&gate_up[0])? * &gate_up[1])?;
             x = (x + block.down.forward(&gated)?)?;
         }
         let x = if all_positions {
@@ -334,9 +418,9 @@ impl Llama {
     ) -> candle_core::Result<Tensor> {
         let cfg = &self.config;
         let (batch, len, _) = hidden.dims3()?;
-        let heads = |m: &QMatMul, count: usize| -> candle_core::Result<Tensor> {
-            m.forward(hidden)?
-                .reshape((batch, len, count, cfg.head_dim))?
+        let qkv = block.qkv.forward(hidden)?;
+        let heads = |t: &Tensor, count: usize| -> candle_core::Result<Tensor> {
+            t.reshape((batch, len, count, cfg.head_dim))?
                 .transpose(1, 2)?
                 .contiguous()
         };
@@ -344,9 +428,9 @@ impl Llama {
             RopeLayout::Interleaved => candle_nn::rotary_emb::rope_i(&t, cos, sin),
             RopeLayout::Halves => candle_nn::rotary_emb::rope(&t, cos, sin),
         };
-        let q = rotate(heads(&block.q, cfg.num_heads)?)?;
-        let k = rotate(heads(&block.k, cfg.num_kv_heads)?)?;
-        let v = heads(&block.v, cfg.num_kv_heads)?;
+        let q = rotate(heads(&qkv[0], cfg.num_heads)?)?;
+        let k = rotate(heads(&qkv[1], cfg.num_kv_heads)?)?;
+        let v = heads(&qkv[2], cfg.num_kv_heads)?;
         let (k, v) = cache.append(pos, &k, &v)?;
         let total = k.dim(2)?;
         // Grouped-query attention without copying keys: the query heads that share a key/value

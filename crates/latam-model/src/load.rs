@@ -4,13 +4,15 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
 use candle_core::quantized::{GgmlDType, gguf_file};
+use candle_core::{Device, Tensor};
 use serde_json::Value;
 
 use crate::chat::ChatTemplate;
 use crate::config::ModelConfig;
-use crate::llama::{GGUF_NAMES, GgufSource, HF_NAMES, Llama, RopeLayout, SafetensorsSource};
+use crate::llama::{
+    GGUF_NAMES, GgufSource, HF_NAMES, KvCache, Llama, RopeLayout, SafetensorsSource,
+};
 use crate::tokenizer::Tokenizer;
 use crate::{ChatMessage, ModelError};
 
@@ -31,6 +33,8 @@ pub struct LoadOptions {
     pub chat_template: Option<String>,
     /// What Q4_1/Q5_x GGUF weights become.
     pub requantize: Requantize,
+    /// CPU threads of the matrix kernels (`None`: one per core).
+    pub threads: Option<usize>,
 }
 
 /// A model ready to run: weights, tokenizer, chat template and end-of-generation ids.
@@ -40,14 +44,9 @@ pub struct Model {
     chat_template: Option<ChatTemplate>,
     eos: Vec<u32>,
     name: String,
-}
-
-/// Sets the number of CPU threads of the matrix kernels (call once, before loading).
-pub fn set_threads(threads: usize) -> Result<(), ModelError> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .map_err(|e| ModelError::Config(format!("setting {threads} threads: {e}")))
+    /// The threads the forward pass runs on; the caller's thread only waits, so the kernels'
+    /// parallel loops never hand work across threads more than once per pass.
+    pool: rayon::ThreadPool,
 }
 
 impl Model {
@@ -70,6 +69,7 @@ impl Model {
             load_hf(folder, &device)?
         };
         model.name = name;
+        model.pool = thread_pool(options.threads)?;
         if let Some(source) = &options.chat_template {
             model.chat_template = Some(model.compile_template(source)?);
         }
@@ -82,6 +82,28 @@ impl Model {
             self.tokenizer.bos_text().unwrap_or_default(),
             self.tokenizer.eos_text().unwrap_or_default(),
         )
+    }
+
+    /// Runs `tokens` after what `cache` holds and returns the logits `[n, vocab]` of every
+    /// position (`all_positions`) or of the last one only.
+    pub fn forward(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        all_positions: bool,
+    ) -> Result<Tensor, ModelError> {
+        self.pool
+            .install(|| self.llama.forward(tokens, cache, all_positions))
+    }
+
+    /// An empty cache for a new sequence.
+    pub fn new_cache(&self) -> KvCache {
+        self.llama.new_cache()
+    }
+
+    /// Threads of the forward pass.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
     }
 
     /// The file or folder name the model was loaded from.
@@ -127,6 +149,17 @@ impl Model {
     pub fn encode_chat(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, ModelError> {
         self.tokenizer.encode(&self.chat_prompt(messages)?, false)
     }
+}
+
+fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, ModelError> {
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("latam-model-{i}"))
+        .build()
+        .map_err(|e| ModelError::Config(format!("starting {threads} threads: {e}")))
 }
 
 fn is_gguf(path: &Path) -> Result<bool, ModelError> {
@@ -276,6 +309,7 @@ fn finish(
         chat_template: None,
         eos,
         name: String::new(),
+        pool: thread_pool(Some(1))?,
     };
     if let Some(source) = template {
         model.chat_template = Some(model.compile_template(source)?);
