@@ -140,18 +140,17 @@ fn stream_once(url: &str, body: &Value) -> Result<(f64, f64, usize), Failure> {
 
 pub(crate) fn serve(args: &ServeBenchArgs) -> Result<u8, Failure> {
     let base = args.endpoint.trim_end_matches('/');
-    let model = match &args.model {
-        Some(m) => m.clone(),
-        None => {
-            let models: Value = ureq::get(&format!("{base}/models"))
-                .call()
-                .with_context(|| format!("GET {base}/models: is the server running?"))?
-                .into_json()?;
-            models["data"][0]["id"]
-                .as_str()
-                .ok_or_else(|| anyhow!("{base}/models lists no model"))?
-                .to_owned()
-        }
+    let model = if let Some(m) = &args.model {
+        m.clone()
+    } else {
+        let models: Value = ureq::get(&format!("{base}/models"))
+            .call()
+            .with_context(|| format!("GET {base}/models: is the server running?"))?
+            .into_json()?;
+        models["data"][0]["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("{base}/models lists no model"))?
+            .to_owned()
     };
     let url = format!("{base}/completions");
     let body = json!({"model": model, "prompt": PROMPT_TEXT, "max_tokens": args.max_tokens,
