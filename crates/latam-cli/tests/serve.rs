@@ -175,6 +175,10 @@ fn chat_and_completions_stream_and_not() {
         .collect();
     assert_eq!(joined, text);
     assert!(chunks.len() > 3, "streamed in pieces");
+    assert!(
+        server.metric("latam_prompt_tokens_cached_total") > 10,
+        "the second request reused the first one's prompt"
+    );
     let usage_chunk = chunks.last().unwrap();
     assert_eq!(usage_chunk["usage"], *usage);
     let finish = &chunks[chunks.len() - 2]["choices"][0]["finish_reason"];

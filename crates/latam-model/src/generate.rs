@@ -116,7 +116,8 @@ pub struct Generation {
     logits: Vec<f32>,
     /// The last sampled token, to run at the next step.
     pending: Option<u32>,
-    generated: usize,
+    /// Ids generated so far.
+    generated: Vec<u32>,
     /// Completion text so far and how much of it was handed out.
     text: String,
     sent: usize,
@@ -148,7 +149,7 @@ impl Generation {
             prompt_logprobs: Vec::new(),
             logits: Vec::new(),
             pending: None,
-            generated: 0,
+            generated: Vec::new(),
             text: String::new(),
             sent: 0,
             finished: false,
@@ -163,7 +164,50 @@ impl Generation {
 
     /// Number of tokens generated so far.
     pub fn completion_tokens(&self) -> usize {
-        self.generated
+        self.generated.len()
+    }
+
+    /// The prompt's token ids.
+    pub fn prompt(&self) -> &[u32] {
+        &self.request.prompt
+    }
+
+    /// True while a cache of earlier tokens could still stand in for part of the prefill.
+    pub fn can_reuse(&self) -> bool {
+        self.prefilled == 0
+            && self.request.prompt_logprobs.is_none()
+            && self.request.prompt.len() > 1
+    }
+
+    /// Starts from a cache that holds the keys and values of `tokens`, reusing their longest
+    /// common prefix with the prompt (the last prompt token always runs, and nothing is reused
+    /// when the prompt's log-probabilities are asked). Returns the number of tokens reused.
+    pub fn reuse(&mut self, tokens: &[u32], mut cache: KvCache) -> usize {
+        if !self.can_reuse() {
+            return 0;
+        }
+        let common = tokens
+            .iter()
+            .zip(&self.request.prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(self.request.prompt.len() - 1)
+            .min(cache.len());
+        if common > 0 {
+            cache.truncate(common);
+            self.cache = cache;
+            self.prefilled = common;
+        }
+        common
+    }
+
+    /// The tokens whose keys and values the cache holds, and the cache, for reuse.
+    pub fn into_cache(self) -> (Vec<u32>, KvCache) {
+        let mut tokens = self.request.prompt;
+        tokens.truncate(self.prefilled);
+        tokens.extend(&self.generated);
+        tokens.truncate(self.cache.len());
+        (tokens, self.cache)
     }
 
     /// True once `Event::Done` was returned.
@@ -206,7 +250,7 @@ impl Generation {
             return Ok(vec![self.finish(FinishReason::Stop)]);
         }
         self.sampler.observe(token);
-        self.generated += 1;
+        self.generated.push(token);
         self.text
             .push_str(&self.decoder.push(model.tokenizer(), token)?);
         if let Some(at) = self.stop_at() {
@@ -225,7 +269,7 @@ impl Generation {
         let text = self.text[self.sent.min(ready)..ready].to_owned();
         self.sent = self.sent.max(ready);
         let mut events = vec![Event::Token { text, logprob }];
-        if self.generated >= self.request.max_tokens
+        if self.generated.len() >= self.request.max_tokens
             || self.cache.len() + 1 >= model.context_length()
         {
             events.push(self.finish(FinishReason::Length));

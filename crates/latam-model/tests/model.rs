@@ -334,6 +334,32 @@ fn stop_strings_eos_and_lengths_end_generations() {
 }
 
 #[test]
+fn a_reused_prefix_cache_gives_the_same_completion() {
+    let f = fixture();
+    let run = |generation: &mut Generation| {
+        let mut text = String::new();
+        while !generation.is_finished() {
+            for event in generation.step(&f.hf).unwrap() {
+                if let Event::Token { text: t, .. } | Event::Done { text: t, .. } = event {
+                    text.push_str(&t);
+                }
+            }
+        }
+        text
+    };
+    let first = f.hf.tokenizer().encode("Sistema: responde en castellano. Hola", true).unwrap();
+    let mut earlier = Generation::new(&f.hf, GenerationRequest::new(first, 6)).unwrap();
+    run(&mut earlier);
+    let (tokens, cache) = earlier.into_cache();
+    let second = f.hf.tokenizer().encode("Sistema: responde en castellano. Chao", true).unwrap();
+    let fresh = run(&mut Generation::new(&f.hf, GenerationRequest::new(second.clone(), 6)).unwrap());
+    let mut reusing = Generation::new(&f.hf, GenerationRequest::new(second, 6)).unwrap();
+    let reused = reusing.reuse(&tokens, cache);
+    assert_eq!(reused, "Sistema: responde en castellano. ".len() + 1, "BOS and the shared bytes");
+    assert_eq!(run(&mut reusing), fresh);
+}
+
+#[test]
 fn chat_templates_come_from_either_format() {
     let f = fixture();
     let messages = [ChatMessage::new("user", "¿Cuál es la capital de Chile?")];

@@ -44,6 +44,7 @@ impl Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     prompt_tokens: AtomicU64,
+    cached_tokens: AtomicU64,
     completion_tokens: AtomicU64,
     running: AtomicUsize,
     latency: Mutex<(Histogram, Histogram)>,
@@ -72,6 +73,12 @@ impl Metrics {
             .expect("metrics lock")
             .1
             .observe(job.received.elapsed().as_secs_f64());
+    }
+
+    /// Counts prompt tokens taken from the prefix cache instead of being run.
+    pub fn cached(&self, tokens: usize) {
+        self.cached_tokens
+            .fetch_add(tokens as u64, Ordering::Relaxed);
     }
 
     /// Records the time from a request's arrival to its first generated token.
@@ -109,6 +116,12 @@ impl Metrics {
                 "counter",
                 "Prompt tokens processed.",
                 self.prompt_tokens.load(Ordering::Relaxed),
+            ),
+            (
+                "latam_prompt_tokens_cached_total",
+                "counter",
+                "Prompt tokens whose keys and values came from an earlier request.",
+                self.cached_tokens.load(Ordering::Relaxed),
             ),
             (
                 "latam_generation_tokens_total",

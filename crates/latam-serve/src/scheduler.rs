@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Instant;
 
-use latam_model::{Event, Generation, Model};
+use latam_model::{Event, Generation, KvCache, Model};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::metrics::Metrics;
@@ -60,19 +60,67 @@ struct Running {
     first_token: bool,
 }
 
+/// Key/value caches of finished generations, most recent first: a request that starts with the
+/// same tokens (a system prompt, few-shot examples, the earlier turns of a chat) skips them.
+struct PrefixCache {
+    entries: VecDeque<(Vec<u32>, KvCache)>,
+    max_entries: usize,
+    max_tokens: usize,
+}
+
+impl PrefixCache {
+    /// Takes the entry sharing the longest prefix with `prompt`, if any shares one.
+    fn take_best(&mut self, prompt: &[u32]) -> Option<(Vec<u32>, KvCache)> {
+        let common = |tokens: &[u32]| {
+            tokens
+                .iter()
+                .zip(prompt)
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
+        let (best, shared) = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, (tokens, _))| (i, common(tokens)))
+            .max_by_key(|&(_, n)| n)?;
+        if shared == 0 {
+            return None;
+        }
+        self.entries.remove(best)
+    }
+
+    fn put(&mut self, tokens: Vec<u32>, cache: KvCache) {
+        if tokens.is_empty() {
+            return;
+        }
+        self.entries.push_front((tokens, cache));
+        while self.entries.len() > self.max_entries
+            || self.entries.iter().map(|e| e.1.len()).sum::<usize>() > self.max_tokens
+        {
+            self.entries.pop_back();
+        }
+    }
+}
+
 /// Runs jobs until the queue's senders are gone and no job is left.
 pub fn run(model: &Model, queue: &Receiver<Job>, max_running: usize, metrics: &Metrics) {
     let mut running: VecDeque<Running> = VecDeque::new();
+    let mut prefixes = PrefixCache {
+        entries: VecDeque::new(),
+        max_entries: 2 * max_running,
+        max_tokens: 4 * model.context_length(),
+    };
     loop {
         if running.is_empty() {
             match queue.recv() {
-                Ok(job) => running.push_back(admit(job)),
+                Ok(job) => running.push_back(admit(job, &mut prefixes, metrics)),
                 Err(_) => return,
             }
         }
         while running.len() < max_running {
             match queue.try_recv() {
-                Ok(job) => running.push_back(admit(job)),
+                Ok(job) => running.push_back(admit(job, &mut prefixes, metrics)),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
@@ -83,6 +131,8 @@ pub fn run(model: &Model, queue: &Receiver<Job>, max_running: usize, metrics: &M
             };
             if entry.job.updates.is_closed() {
                 metrics.finished(entry.job.endpoint, "cancelled", &entry.job);
+                let (tokens, cache) = entry.job.generation.into_cache();
+                prefixes.put(tokens, cache);
                 continue;
             }
             match entry.job.generation.step(model) {
@@ -99,6 +149,8 @@ pub fn run(model: &Model, queue: &Receiver<Job>, max_running: usize, metrics: &M
                     }
                     if done {
                         metrics.finished(entry.job.endpoint, "ok", &entry.job);
+                        let (tokens, cache) = entry.job.generation.into_cache();
+                        prefixes.put(tokens, cache);
                     } else {
                         running.push_back(entry);
                     }
@@ -112,7 +164,13 @@ pub fn run(model: &Model, queue: &Receiver<Job>, max_running: usize, metrics: &M
     }
 }
 
-fn admit(job: Job) -> Running {
+/// Starts a job, on the cache of an earlier one when they share a prefix.
+fn admit(mut job: Job, prefixes: &mut PrefixCache, metrics: &Metrics) -> Running {
+    if job.generation.can_reuse()
+        && let Some((tokens, cache)) = prefixes.take_best(job.generation.prompt())
+    {
+        metrics.cached(job.generation.reuse(&tokens, cache));
+    }
     Running {
         job,
         first_token: false,
