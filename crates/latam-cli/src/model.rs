@@ -209,11 +209,11 @@ pub(crate) struct ServeArgs {
     /// Port (0: any free port; the address is printed when ready).
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// Requests generated at once, interleaved token by token.
-    #[arg(long, default_value_t = 4)]
+    /// Requests generated at once, interleaved token by token (each holds its key/value cache).
+    #[arg(long, default_value_t = 16)]
     max_running: usize,
     /// Requests that may wait for a turn; more are refused with 429.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     max_waiting: usize,
 }
 

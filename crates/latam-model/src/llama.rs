@@ -153,6 +153,24 @@ impl KvCache {
         self.len == 0
     }
 
+    /// An independent copy (the keys and values are copied, not shared).
+    pub fn try_clone(&self) -> Result<Self, ModelError> {
+        let copy = |t: &Option<Tensor>| t.as_ref().map(Tensor::copy).transpose();
+        Ok(Self {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| {
+                    Ok(LayerCache {
+                        k: copy(&l.k)?,
+                        v: copy(&l.v)?,
+                    })
+                })
+                .collect::<Result<_, candle_core::Error>>()?,
+            len: self.len,
+        })
+    }
+
     /// Forgets every position from `len` on (the next tokens are written over them).
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);

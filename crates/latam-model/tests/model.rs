@@ -347,15 +347,26 @@ fn a_reused_prefix_cache_gives_the_same_completion() {
         }
         text
     };
-    let first = f.hf.tokenizer().encode("Sistema: responde en castellano. Hola", true).unwrap();
+    let first =
+        f.hf.tokenizer()
+            .encode("Sistema: responde en castellano. Hola", true)
+            .unwrap();
     let mut earlier = Generation::new(&f.hf, GenerationRequest::new(first, 6)).unwrap();
     run(&mut earlier);
     let (tokens, cache) = earlier.into_cache();
-    let second = f.hf.tokenizer().encode("Sistema: responde en castellano. Chao", true).unwrap();
-    let fresh = run(&mut Generation::new(&f.hf, GenerationRequest::new(second.clone(), 6)).unwrap());
+    let second =
+        f.hf.tokenizer()
+            .encode("Sistema: responde en castellano. Chao", true)
+            .unwrap();
+    let fresh =
+        run(&mut Generation::new(&f.hf, GenerationRequest::new(second.clone(), 6)).unwrap());
     let mut reusing = Generation::new(&f.hf, GenerationRequest::new(second, 6)).unwrap();
     let reused = reusing.reuse(&tokens, cache);
-    assert_eq!(reused, "Sistema: responde en castellano. ".len() + 1, "BOS and the shared bytes");
+    assert_eq!(
+        reused,
+        "Sistema: responde en castellano. ".len() + 1,
+        "BOS and the shared bytes"
+    );
     assert_eq!(run(&mut reusing), fresh);
 }
 

@@ -52,8 +52,8 @@ impl Default for ServeConfig {
         Self {
             host: "127.0.0.1".into(),
             port: 8080,
-            max_running: 4,
-            max_waiting: 32,
+            max_running: 16,
+            max_waiting: 64,
         }
     }
 }

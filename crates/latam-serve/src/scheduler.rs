@@ -69,8 +69,9 @@ struct PrefixCache {
 }
 
 impl PrefixCache {
-    /// Takes the entry sharing the longest prefix with `prompt`, if any shares one.
-    fn take_best(&mut self, prompt: &[u32]) -> Option<(Vec<u32>, KvCache)> {
+    /// A copy of the entry sharing the longest prefix with `prompt`, if any shares one (the
+    /// entry stays for the next request with the same start).
+    fn best(&self, prompt: &[u32]) -> Option<(&[u32], KvCache)> {
         let common = |tokens: &[u32]| {
             tokens
                 .iter()
@@ -87,13 +88,16 @@ impl PrefixCache {
         if shared == 0 {
             return None;
         }
-        self.entries.remove(best)
+        let (tokens, cache) = &self.entries[best];
+        Some((tokens, cache.try_clone().ok()?))
     }
 
     fn put(&mut self, tokens: Vec<u32>, cache: KvCache) {
         if tokens.is_empty() {
             return;
         }
+        // An entry whose tokens begin the new one's adds nothing.
+        self.entries.retain(|(old, _)| !tokens.starts_with(old));
         self.entries.push_front((tokens, cache));
         while self.entries.len() > self.max_entries
             || self.entries.iter().map(|e| e.1.len()).sum::<usize>() > self.max_tokens
@@ -114,13 +118,13 @@ pub fn run(model: &Model, queue: &Receiver<Job>, max_running: usize, metrics: &M
     loop {
         if running.is_empty() {
             match queue.recv() {
-                Ok(job) => running.push_back(admit(job, &mut prefixes, metrics)),
+                Ok(job) => running.push_back(admit(job, &prefixes, metrics)),
                 Err(_) => return,
             }
         }
         while running.len() < max_running {
             match queue.try_recv() {
-                Ok(job) => running.push_back(admit(job, &mut prefixes, metrics)),
+                Ok(job) => running.push_back(admit(job, &prefixes, metrics)),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
@@ -165,11 +169,11 @@ pub fn run(model: &Model, queue: &Receiver<Job>, max_running: usize, metrics: &M
 }
 
 /// Starts a job, on the cache of an earlier one when they share a prefix.
-fn admit(mut job: Job, prefixes: &mut PrefixCache, metrics: &Metrics) -> Running {
+fn admit(mut job: Job, prefixes: &PrefixCache, metrics: &Metrics) -> Running {
     if job.generation.can_reuse()
-        && let Some((tokens, cache)) = prefixes.take_best(job.generation.prompt())
+        && let Some((tokens, cache)) = prefixes.best(job.generation.prompt())
     {
-        metrics.cached(job.generation.reuse(&tokens, cache));
+        metrics.cached(job.generation.reuse(tokens, cache));
     }
     Running {
         job,
