@@ -53,7 +53,8 @@ impl Model {
     /// Loads a `.gguf` file or a folder with `config.json`, `*.safetensors` and
     /// `tokenizer.json` (a `.safetensors` file stands for its folder).
     pub fn load(path: &Path, options: &LoadOptions) -> Result<Self, ModelError> {
-        let device = Device::Cpu;
+        // The first CUDA GPU when built with the `cuda` feature, the CPU otherwise.
+        let device = Device::cuda_if_available(0)?;
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
