@@ -241,6 +241,17 @@ impl Generation {
             let logits = model.forward(&[token], &mut self.cache, false)?;
             self.logits = last_row(&logits)?;
         }
+        self.decode(model)
+    }
+
+    /// The token to run at the next step, when that step is a decoding step (it can then be
+    /// run in a batch with other generations: `Model::step_batch`).
+    pub fn next_input(&self) -> Option<u32> {
+        if self.finished { None } else { self.pending }
+    }
+
+    /// Samples, checks the ends and emits one token from `self.logits`.
+    fn decode(&mut self, model: &Model) -> Result<Vec<Event>, ModelError> {
         let token = self.sampler.sample(&self.logits);
         let logprob = self
             .request
@@ -382,6 +393,31 @@ fn token_logprob(
 }
 
 impl Model {
+    /// One decoding step of several generations whose `next_input` is set, with one forward
+    /// pass for all of them; the events of each, in order.
+    pub fn step_batch(
+        &self,
+        generations: &mut [&mut Generation],
+    ) -> Result<Vec<Vec<Event>>, ModelError> {
+        let tokens = generations
+            .iter()
+            .map(|g| g.next_input())
+            .collect::<Option<Vec<u32>>>()
+            .ok_or_else(|| ModelError::Input("a generation is not at a decoding step".into()))?;
+        let mut caches: Vec<&mut KvCache> = generations.iter_mut().map(|g| &mut g.cache).collect();
+        let logits = self.forward_batch(&tokens, &mut caches)?;
+        let rows = rows(&logits)?;
+        generations
+            .iter_mut()
+            .zip(rows)
+            .map(|(g, row)| {
+                g.pending = None;
+                g.logits = row;
+                g.decode(self)
+            })
+            .collect()
+    }
+
     /// Runs a generation to the end, calling `on_text` with each new piece of text, and
     /// returns the completion and why it ended.
     pub fn complete(

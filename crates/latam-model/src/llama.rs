@@ -367,6 +367,16 @@ impl Llama {
         cache: &mut KvCache,
         all_positions: bool,
     ) -> Result<Tensor, ModelError> {
+        self.check(tokens, cache)?;
+        let logits = self
+            .forward_inner(tokens, cache, all_positions)
+            .map_err(ModelError::from)?;
+        cache.len += tokens.len();
+        Ok(logits)
+    }
+
+    /// Refuses tokens that do not fit the context or the vocabulary.
+    fn check(&self, tokens: &[u32], cache: &KvCache) -> Result<(), ModelError> {
         let pos = cache.len;
         if tokens.is_empty() {
             return Err(ModelError::Input("no tokens to run".into()));
@@ -387,11 +397,7 @@ impl Llama {
                 self.config.vocab_size
             )));
         }
-        let logits = self
-            .forward_inner(tokens, cache, all_positions)
-            .map_err(ModelError::from)?;
-        cache.len += tokens.len();
-        Ok(logits)
+        Ok(())
     }
 
     fn forward_inner(
@@ -412,12 +418,10 @@ impl Llama {
         let eps = self.config.rms_norm_eps as f32;
         for (block, layer_cache) in self.blocks.iter().zip(&mut cache.layers) {
             let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, eps)?;
-            let attn = self.attention(block, &h, pos, mask.as_ref(), &cos, &sin, layer_cache)?;
-            x = (x + attn)?;
-            let h = candle_nn::ops::rms_norm(&x, &block.ffn_norm, eps)?;
-            let gate_up = block.gate_up.forward(&h)?;
-            let gated = (candle_nn::ops::silu(&gate_up[0])? * &gate_up[1])?;
-            x = (x + block.down.forward(&gated)?)?;
+            let qkv = self.project(block, &h, &cos, &sin)?;
+            let attn = self.attend((&qkv.0, &qkv.1, &qkv.2), pos, mask.as_ref(), layer_cache)?;
+            x = (x + block.o.forward(&attn)?)?;
+            x = (&x + self.feed_forward(block, &x)?)?;
         }
         let x = if all_positions {
             x
@@ -428,17 +432,15 @@ impl Llama {
         self.lm_head.forward(&x)?.squeeze(0)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn attention(
+    /// Rotated queries and keys, and values, `[batch, heads, n, head_dim]`, of `hidden`
+    /// `[batch, n, width]` at the positions of `cos`/`sin`.
+    fn project(
         &self,
         block: &Block,
         hidden: &Tensor,
-        pos: usize,
-        mask: Option<&Tensor>,
         cos: &Tensor,
         sin: &Tensor,
-        cache: &mut LayerCache,
-    ) -> candle_core::Result<Tensor> {
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
         let cfg = &self.config;
         let (batch, len, _) = hidden.dims3()?;
         let qkv = block.qkv.forward(hidden)?;
@@ -451,34 +453,111 @@ impl Llama {
             RopeLayout::Interleaved => candle_nn::rotary_emb::rope_i(&t, cos, sin),
             RopeLayout::Halves => candle_nn::rotary_emb::rope(&t, cos, sin),
         };
-        let q = rotate(heads(&qkv[0], cfg.num_heads)?)?;
-        let k = rotate(heads(&qkv[1], cfg.num_kv_heads)?)?;
-        let v = heads(&qkv[2], cfg.num_kv_heads)?;
-        let (k, v) = cache.append(pos, &k, &v)?;
+        Ok((
+            rotate(heads(&qkv[0], cfg.num_heads)?)?,
+            rotate(heads(&qkv[1], cfg.num_kv_heads)?)?,
+            heads(&qkv[2], cfg.num_kv_heads)?,
+        ))
+    }
+
+    /// Attention of one sequence's `n` new positions (q, k, v `[1, heads, n, head_dim]`) over
+    /// its cache and themselves: `[1, n, heads * head_dim]`.
+    fn attend(
+        &self,
+        (q, k, v): (&Tensor, &Tensor, &Tensor),
+        pos: usize,
+        mask: Option<&Tensor>,
+        cache: &mut LayerCache,
+    ) -> candle_core::Result<Tensor> {
+        let cfg = &self.config;
+        let len = q.dim(2)?;
+        let (k, v) = cache.append(pos, k, v)?;
         let total = k.dim(2)?;
         // Grouped-query attention without copying keys: the query heads that share a key/value
         // head are stacked along the sequence axis.
         let group = cfg.num_heads / cfg.num_kv_heads;
-        let q = q.reshape((batch, cfg.num_kv_heads, group * len, cfg.head_dim))?;
+        let q = q.reshape((1, cfg.num_kv_heads, group * len, cfg.head_dim))?;
         let scale = 1.0 / (cfg.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.reshape((batch, cfg.num_heads, len, total))?;
+        let scores = (q.matmul(&k.t()?)? * scale)?.reshape((1, cfg.num_heads, len, total))?;
         let scores = match mask {
             Some(mask) => scores.broadcast_add(mask)?,
             None => scores,
         };
         let weights = candle_nn::ops::softmax_last_dim(&scores)?.reshape((
-            batch,
+            1,
             cfg.num_kv_heads,
             group * len,
             total,
         ))?;
         let y = weights
             .matmul(&v)?
-            .reshape((batch, cfg.num_heads, len, cfg.head_dim))?;
-        let y = y
-            .transpose(1, 2)?
-            .reshape((batch, len, cfg.num_heads * cfg.head_dim))?;
-        block.o.forward(&y)
+            .reshape((1, cfg.num_heads, len, cfg.head_dim))?;
+        y.transpose(1, 2)?
+            .reshape((1, len, cfg.num_heads * cfg.head_dim))
+    }
+
+    /// Runs one new token of each of several sequences (a decoding step of a batch): logits
+    /// `[sequences, vocab]`. The matrices are read once for all of them.
+    pub fn forward_batch(
+        &self,
+        tokens: &[u32],
+        caches: &mut [&mut KvCache],
+    ) -> Result<Tensor, ModelError> {
+        if tokens.len() != caches.len() || tokens.is_empty() {
+            return Err(ModelError::Input("one token per sequence is needed".into()));
+        }
+        for (token, cache) in tokens.iter().zip(caches.iter()) {
+            self.check(&[*token], cache)?;
+        }
+        let logits = self.forward_batch_inner(tokens, caches)?;
+        for cache in caches.iter_mut() {
+            cache.len += 1;
+        }
+        Ok(logits)
+    }
+
+    fn forward_batch_inner(
+        &self,
+        tokens: &[u32],
+        caches: &mut [&mut KvCache],
+    ) -> candle_core::Result<Tensor> {
+        let ids = Tensor::new(tokens, &self.device)?;
+        let mut x = self.embed.index_select(&ids, 0)?.unsqueeze(1)?;
+        let positions: Vec<u32> = caches.iter().map(|c| c.len as u32).collect();
+        let positions = Tensor::new(positions.as_slice(), &self.device)?;
+        let cos = self.cos.index_select(&positions, 0)?.unsqueeze(1)?;
+        let sin = self.sin.index_select(&positions, 0)?.unsqueeze(1)?;
+        let eps = self.config.rms_norm_eps as f32;
+        for (layer, block) in self.blocks.iter().enumerate() {
+            let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, eps)?;
+            let qkv = self.project(block, &h, &cos, &sin)?;
+            let outputs = caches
+                .iter_mut()
+                .enumerate()
+                .map(|(i, cache)| {
+                    let one = |t: &Tensor| t.narrow(0, i, 1);
+                    let pos = cache.len;
+                    self.attend(
+                        (&one(&qkv.0)?, &one(&qkv.1)?, &one(&qkv.2)?),
+                        pos,
+                        None,
+                        &mut cache.layers[layer],
+                    )
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            x = (x + block.o.forward(&Tensor::cat(&outputs, 0)?)?)?;
+            x = (&x + self.feed_forward(block, &x)?)?;
+        }
+        let x = candle_nn::ops::rms_norm(&x, &self.norm, eps)?;
+        self.lm_head.forward(&x)?.squeeze(1)
+    }
+
+    fn feed_forward(&self, block: &Block, x: &Tensor) -> candle_core::Result<Tensor> {
+        let h = candle_nn::ops::rms_norm(x, &block.ffn_norm, self.config.rms_norm_eps as f32)?;
+        let gate_up = block.gate_up.forward(&h)?;
+        block
+            .down
+            .forward(&(candle_nn::ops::silu(&gate_up[0])? * &gate_up[1])?)
     }
 }
 

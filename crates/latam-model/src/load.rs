@@ -97,6 +97,16 @@ impl Model {
             .install(|| self.llama.forward(tokens, cache, all_positions))
     }
 
+    /// Runs one new token of each of several sequences: logits `[sequences, vocab]`.
+    pub fn forward_batch(
+        &self,
+        tokens: &[u32],
+        caches: &mut [&mut KvCache],
+    ) -> Result<Tensor, ModelError> {
+        self.pool
+            .install(|| self.llama.forward_batch(tokens, caches))
+    }
+
     /// An empty cache for a new sequence.
     pub fn new_cache(&self) -> KvCache {
         self.llama.new_cache()

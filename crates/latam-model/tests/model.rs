@@ -333,6 +333,82 @@ fn stop_strings_eos_and_lengths_end_generations() {
     );
 }
 
+/// Ids and log-probabilities of the tokens a generation emits.
+fn tokens_of(events: Vec<Event>, out: &mut Vec<(u32, f32)>) {
+    for event in events {
+        if let Event::Token {
+            logprob: Some(t), ..
+        } = event
+        {
+            out.push((t.id, t.logprob.unwrap()));
+        }
+    }
+}
+
+#[test]
+fn batched_decoding_equals_one_sequence_at_a_time() {
+    let f = fixture();
+    let prompts = [
+        "Hola",
+        "La capital de Chile es",
+        "Olá, tudo bem? Eu sou do Brasil.",
+    ];
+    let start = |model: &Model| -> Vec<Generation> {
+        prompts
+            .iter()
+            .map(|p| {
+                let mut request =
+                    GenerationRequest::new(model.tokenizer().encode(p, true).unwrap(), 10);
+                request.logprobs = Some(0);
+                request.ignore_eos = true;
+                Generation::new(model, request).unwrap()
+            })
+            .collect()
+    };
+    for model in [&f.hf, &f.gguf_f32] {
+        let mut alone = start(model);
+        let mut want = vec![Vec::new(); prompts.len()];
+        for (g, out) in alone.iter_mut().zip(&mut want) {
+            while !g.is_finished() {
+                tokens_of(g.step(model).unwrap(), out);
+            }
+        }
+        let mut together = start(model);
+        let mut got = vec![Vec::new(); prompts.len()];
+        let mut batched_steps = 0;
+        while together.iter().any(|g| !g.is_finished()) {
+            if together.iter().all(|g| g.next_input().is_some()) {
+                let mut refs: Vec<&mut Generation> = together.iter_mut().collect();
+                for (events, out) in model
+                    .step_batch(&mut refs)
+                    .unwrap()
+                    .into_iter()
+                    .zip(&mut got)
+                {
+                    tokens_of(events, out);
+                }
+                batched_steps += 1;
+            } else {
+                for (g, out) in together.iter_mut().zip(&mut got) {
+                    if g.next_input().is_none() {
+                        tokens_of(g.step(model).unwrap(), out);
+                    }
+                }
+            }
+        }
+        assert!(batched_steps >= 8, "{batched_steps}");
+        for (w, g) in want.iter().zip(&got) {
+            assert_eq!(
+                w.iter().map(|t| t.0).collect::<Vec<_>>(),
+                g.iter().map(|t| t.0).collect::<Vec<_>>()
+            );
+            for (a, b) in w.iter().zip(g) {
+                assert!((a.1 - b.1).abs() < 1e-4, "{} vs {}", a.1, b.1);
+            }
+        }
+    }
+}
+
 #[test]
 fn a_reused_prefix_cache_gives_the_same_completion() {
     let f = fixture();

@@ -1,7 +1,8 @@
-//! The model thread: admits generations from a queue and runs them round-robin, one step
-//! (a prompt chunk or one token) each, so that every stream advances at the same pace and a
-//! long prompt does not stall the others. A generation whose client went away is dropped at
-//! its next turn.
+//! The model thread: admits generations from a queue and runs them in rounds, one step (a
+//! prompt chunk or one token) each, so that every stream advances at the same pace and a long
+//! prompt does not stall the others; the decoding steps of a round share one batched forward
+//! pass (continuous batching). A generation whose client went away is dropped at its next
+//! round.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -58,6 +59,8 @@ impl Drop for Place {
 struct Running {
     job: Job,
     first_token: bool,
+    /// Set when the generation has ended: ok, cancelled or error.
+    outcome: Option<&'static str>,
 }
 
 /// Key/value caches of finished generations, most recent first: a request that starts with the
@@ -129,43 +132,84 @@ pub fn run(model: &Model, queue: &Receiver<Job>, max_running: usize, metrics: &M
             }
         }
         metrics.set_running(running.len());
-        for _ in 0..running.len() {
-            let Some(mut entry) = running.pop_front() else {
-                break;
-            };
-            if entry.job.updates.is_closed() {
-                metrics.finished(entry.job.endpoint, "cancelled", &entry.job);
-                let (tokens, cache) = entry.job.generation.into_cache();
-                prefixes.put(tokens, cache);
-                continue;
-            }
-            match entry.job.generation.step(model) {
-                Ok(events) => {
-                    let mut done = false;
-                    for event in events {
-                        if matches!(event, Event::Token { .. }) && !entry.first_token {
-                            entry.first_token = true;
-                            metrics.first_token(entry.job.received.elapsed());
-                        }
-                        done |= matches!(event, Event::Done { .. });
-                        // A closed channel is noticed at the next turn.
-                        let _ = entry.job.updates.send(Update::Model(event));
-                    }
-                    if done {
-                        metrics.finished(entry.job.endpoint, "ok", &entry.job);
+        round(model, &mut running, metrics);
+        // Finished generations leave; their caches serve later prompts.
+        for entry in std::mem::take(&mut running) {
+            match entry.outcome {
+                None => running.push_back(entry),
+                Some(outcome) => {
+                    metrics.finished(entry.job.endpoint, outcome, &entry.job);
+                    if outcome != "error" {
                         let (tokens, cache) = entry.job.generation.into_cache();
                         prefixes.put(tokens, cache);
-                    } else {
-                        running.push_back(entry);
                     }
-                }
-                Err(e) => {
-                    let _ = entry.job.updates.send(Update::Failed(e.to_string()));
-                    metrics.finished(entry.job.endpoint, "error", &entry.job);
                 }
             }
         }
     }
+}
+
+/// One step of every running generation: those at a decoding step in one batched pass over
+/// the weights, the others (prompt chunks, first tokens) one by one.
+fn round(model: &Model, running: &mut VecDeque<Running>, metrics: &Metrics) {
+    for entry in running.iter_mut() {
+        if entry.job.updates.is_closed() {
+            entry.outcome = Some("cancelled");
+        }
+    }
+    let (mut decoding, others): (Vec<&mut Running>, Vec<&mut Running>) = running
+        .iter_mut()
+        .filter(|e| e.outcome.is_none())
+        .partition(|e| e.job.generation.next_input().is_some());
+    if decoding.len() > 1 {
+        let mut generations: Vec<&mut Generation> =
+            decoding.iter_mut().map(|e| &mut e.job.generation).collect();
+        match model.step_batch(&mut generations) {
+            Ok(all) => {
+                for (entry, events) in decoding.into_iter().zip(all) {
+                    deliver(entry, events, metrics);
+                }
+            }
+            Err(e) => {
+                for entry in decoding {
+                    fail(entry, &e.to_string());
+                }
+            }
+        }
+    } else {
+        for entry in decoding {
+            step(model, entry, metrics);
+        }
+    }
+    for entry in others {
+        step(model, entry, metrics);
+    }
+}
+
+fn step(model: &Model, entry: &mut Running, metrics: &Metrics) {
+    match entry.job.generation.step(model) {
+        Ok(events) => deliver(entry, events, metrics),
+        Err(e) => fail(entry, &e.to_string()),
+    }
+}
+
+/// Sends a step's events to the request (a closed channel is noticed at the next round).
+fn deliver(entry: &mut Running, events: Vec<Event>, metrics: &Metrics) {
+    for event in events {
+        if matches!(event, Event::Token { .. }) && !entry.first_token {
+            entry.first_token = true;
+            metrics.first_token(entry.job.received.elapsed());
+        }
+        if matches!(event, Event::Done { .. }) {
+            entry.outcome = Some("ok");
+        }
+        let _ = entry.job.updates.send(Update::Model(event));
+    }
+}
+
+fn fail(entry: &mut Running, message: &str) {
+    let _ = entry.job.updates.send(Update::Failed(message.to_owned()));
+    entry.outcome = Some("error");
 }
 
 /// Starts a job, on the cache of an earlier one when they share a prefix.
@@ -178,5 +222,6 @@ fn admit(mut job: Job, prefixes: &PrefixCache, metrics: &Metrics) -> Running {
     Running {
         job,
         first_token: false,
+        outcome: None,
     }
 }
