@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::ModelError;
 use crate::config::ModelConfig;
 use crate::llama::{GGUF_NAMES, HF_NAMES};
-use crate::tokenizer::byte_symbols;
+use crate::tokenizer::{byte_level_bpe_json, byte_symbols};
 
 /// BOS of the synthetic vocabulary: 256 byte tokens, then `<s>`, `</s>`.
 pub const BOS: &str = "<s>";
@@ -82,6 +82,11 @@ pub fn random_weights(config: &ModelConfig, seed: u64) -> HashMap<String, Tensor
     weights
 }
 
+/// GGUF token types: bytes are normal (1), BOS and EOS control tokens (3).
+fn token_type(id: usize) -> i32 {
+    if id < 256 { 1 } else { 3 }
+}
+
 fn vocabulary() -> Vec<String> {
     byte_symbols()
         .into_iter()
@@ -118,41 +123,10 @@ pub fn write_hf(
         .to_string(),
     )?;
     let vocab = vocabulary();
-    let added: Vec<_> = [(256, BOS), (257, EOS)]
-        .iter()
-        .map(|(id, t)| {
-            json!({"id": id, "content": t, "single_word": false, "lstrip": false,
-                   "rstrip": false, "normalized": false, "special": true})
-        })
-        .collect();
-    let vocab_map: serde_json::Map<_, _> = vocab
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), json!(i)))
-        .collect();
-    write(
-        "tokenizer.json",
-        json!({
-            "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
-            "normalizer": null,
-            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false,
-                              "trim_offsets": true, "use_regex": true},
-            "post_processor": {"type": "TemplateProcessing",
-                "single": [{"SpecialToken": {"id": BOS, "type_id": 0}},
-                           {"Sequence": {"id": "A", "type_id": 0}}],
-                "pair": [{"SpecialToken": {"id": BOS, "type_id": 0}},
-                         {"Sequence": {"id": "A", "type_id": 0}},
-                         {"Sequence": {"id": "B", "type_id": 1}}],
-                "special_tokens": {BOS: {"id": BOS, "ids": [256], "tokens": [BOS]}}},
-            "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true,
-                        "use_regex": true},
-            "model": {"type": "BPE", "dropout": null, "unk_token": null,
-                      "continuing_subword_prefix": null, "end_of_word_suffix": null,
-                      "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-                      "vocab": vocab_map, "merges": []}
-        })
-        .to_string(),
-    )?;
+    let types: Vec<i32> = (0..vocab.len()).map(token_type).collect();
+    let bos = (256, BOS.to_owned());
+    let tokenizer = byte_level_bpe_json(&vocab, &[], &types, "gpt2", Some(&bos))?;
+    write("tokenizer.json", tokenizer.to_string())?;
     write(
         "tokenizer_config.json",
         json!({"bos_token": BOS, "eos_token": EOS, "chat_template": CHATML}).to_string(),

@@ -100,7 +100,7 @@ impl Tokenizer {
             .unwrap_or(false);
         let bos = id("tokenizer.ggml.bos_token_id").map(|i| (i, tokens[i as usize].clone()));
         let eos_text = id("tokenizer.ggml.eos_token_id").map(|i| tokens[i as usize].clone());
-        let json = gguf_tokenizer_json(
+        let json = byte_level_bpe_json(
             &tokens,
             &merges,
             &types,
@@ -219,8 +219,9 @@ pub(crate) fn byte_symbols() -> Vec<char> {
         .collect()
 }
 
-/// The `tokenizer.json` equivalent of a GGUF byte-level BPE.
-fn gguf_tokenizer_json(
+/// The `tokenizer.json` of a byte-level BPE given as GGUF stores it: tokens by id, their types
+/// (3 control, 4 user-defined), merges, the pre-tokenizer's name and the BOS to add.
+pub(crate) fn byte_level_bpe_json(
     tokens: &[String],
     merges: &[String],
     types: &[i32],
