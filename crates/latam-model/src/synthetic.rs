@@ -212,7 +212,7 @@ pub fn write_gguf(
             "tokenizer.ggml.token_type",
             Value::Array(
                 (0..vocab.len())
-                    .map(|i| Value::I32(if i < 256 { 1 } else { 3 }))
+                    .map(|i| Value::I32(token_type(i)))
                     .collect(),
             ),
         ),
