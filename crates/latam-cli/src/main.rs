@@ -67,9 +67,8 @@ enum Command {
     /// Train a BPE tokenizer on the corpus and measure tokenizers' fertility by language.
     #[command(subcommand)]
     Tokenizer(tokenizer::TokenizerCommand),
-    /// Continue a prompt with a Llama-architecture model (GGUF or safetensors) on this machine.
+    // The doc comments of `GenerateArgs` and `ServeArgs` (with examples) are their help.
     Generate(Box<model::GenerateArgs>),
-    /// Serve a model with an OpenAI-compatible API (chat, completions with prompt logprobs).
     Serve(Box<model::ServeArgs>),
     /// Measure throughput and memory of the pipeline.
     #[command(subcommand)]

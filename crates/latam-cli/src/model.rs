@@ -26,14 +26,16 @@ pub(crate) struct ModelArgs {
     #[arg(long)]
     chat_template: Option<PathBuf>,
     /// What GGUF types without a fast CPU kernel (Q4_1, Q5_0, Q5_1) become at load: q8_0
-    /// (near-lossless) or q4_0 (smaller, slightly lossy).
-    #[arg(long, value_enum, default_value = "q8-0")]
+    /// (near-lossless) or q4_0 (faster, but lossy: docs/serve.md has the figures).
+    #[arg(long, value_enum, default_value = "q8_0")]
     requantize: RequantizeArg,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum RequantizeArg {
+    #[value(name = "q8_0", alias = "q8-0")]
     Q8_0,
+    #[value(name = "q4_0", alias = "q4-0")]
     Q4_0,
 }
 
@@ -190,9 +192,11 @@ pub(crate) fn generate(args: &GenerateArgs) -> Result<u8, Failure> {
 /// Endpoints: POST /v1/chat/completions and /v1/completions (streaming with "stream": true;
 /// completions accept "echo" with "logprobs" for the log-probabilities of the prompt, which
 /// `latam eval --task mc|perplexity` uses), GET /v1/models (the model under its file name),
-/// /health and /metrics (Prometheus). Up to --max-running requests run at once, token by token
-/// in turn; --max-waiting more wait; beyond that the server answers 429. A request whose client
-/// disconnects stops at its next token.
+/// /health and /metrics (Prometheus). Up to --max-running requests run at once: prompts in
+/// chunks of 256 tokens in turn, and the decoding steps of all of them in one pass over the
+/// weights (continuous batching); --max-waiting more wait; beyond that the server answers 429.
+/// Prompts that start like a recent one reuse its cache. A request whose client disconnects
+/// stops at its next token.
 ///
 /// Examples:
 ///   latam serve --model SmolLM2-135M-Instruct.Q4_1.gguf
