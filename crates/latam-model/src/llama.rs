@@ -268,8 +268,8 @@ pub(crate) const GGUF_NAMES: Names = Names {
 };
 
 impl Llama {
-    /// Builds the model from a source of weights. `freq_factors` divides the RoPE frequencies
-    /// (GGUF's `rope_freqs.weight`).
+    /// Builds the model from a source of weights; a `rope_freqs.weight` tensor (GGUF's form of
+    /// Llama 3.1's RoPE scaling) divides the RoPE frequencies.
     pub(crate) fn build(
         config: ModelConfig,
         source: &mut dyn WeightSource,
@@ -281,15 +281,15 @@ impl Llama {
         let matrix = |source: &mut dyn WeightSource, name: String| {
             source.matrix(&name)?.ok_or_else(|| missing(&name))
         };
+        let vector = |source: &mut dyn WeightSource, name: String| {
+            source.tensor(&name)?.ok_or_else(|| missing(&name))
+        };
         let embed = source
             .tensor(names.embed)?
             .ok_or_else(|| missing(names.embed))?;
         let mut blocks = Vec::with_capacity(config.num_layers);
         for layer in 0..config.num_layers {
             let name = |i: usize| names.block[i].replace("{}", &layer.to_string());
-            let vector = |source: &mut dyn WeightSource, name: String| {
-                source.tensor(&name)?.ok_or_else(|| missing(&name))
-            };
             let qkv = vec![
                 matrix(source, name(1))?,
                 matrix(source, name(2))?,
