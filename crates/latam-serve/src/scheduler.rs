@@ -61,6 +61,9 @@ struct Running {
     first_token: bool,
     /// Set when the generation has ended: ok, cancelled or error.
     outcome: Option<&'static str>,
+    /// The final update, held back until the metrics and the request's place account for the
+    /// end, so that a client that reads `/metrics` after its answer sees its request gone.
+    last: Option<Update>,
 }
 
 /// Key/value caches of finished generations, most recent first: a request that starts with the
@@ -134,17 +137,30 @@ pub fn run(model: &Model, queue: &Receiver<Job>, max_running: usize, metrics: &M
         metrics.set_running(running.len());
         round(model, &mut running, metrics);
         // Finished generations leave; their caches serve later prompts.
+        let mut ended = Vec::new();
         for entry in std::mem::take(&mut running) {
             match entry.outcome {
                 None => running.push_back(entry),
                 Some(outcome) => {
                     metrics.finished(entry.job.endpoint, outcome, &entry.job);
+                    let Running { job, last, .. } = entry;
+                    // The rest of the job, its place included, is dropped with this arm.
+                    let Job {
+                        generation,
+                        updates,
+                        ..
+                    } = job;
                     if outcome != "error" {
-                        let (tokens, cache) = entry.job.generation.into_cache();
+                        let (tokens, cache) = generation.into_cache();
                         prefixes.put(tokens, cache);
                     }
+                    ended.extend(last.map(|last| (updates, last)));
                 }
             }
+        }
+        metrics.set_running(running.len());
+        for (updates, last) in ended {
+            let _ = updates.send(last);
         }
     }
 }
@@ -202,13 +218,15 @@ fn deliver(entry: &mut Running, events: Vec<Event>, metrics: &Metrics) {
         }
         if matches!(event, Event::Done { .. }) {
             entry.outcome = Some("ok");
+            entry.last = Some(Update::Model(event));
+        } else {
+            let _ = entry.job.updates.send(Update::Model(event));
         }
-        let _ = entry.job.updates.send(Update::Model(event));
     }
 }
 
 fn fail(entry: &mut Running, message: &str) {
-    let _ = entry.job.updates.send(Update::Failed(message.to_owned()));
+    entry.last = Some(Update::Failed(message.to_owned()));
     entry.outcome = Some("error");
 }
 
@@ -223,5 +241,6 @@ fn admit(mut job: Job, prefixes: &PrefixCache, metrics: &Metrics) -> Running {
         job,
         first_token: false,
         outcome: None,
+        last: None,
     }
 }
