@@ -25,8 +25,8 @@ pub(crate) struct ModelArgs {
     /// A Jinja chat template file that replaces the model's own.
     #[arg(long)]
     chat_template: Option<PathBuf>,
-    /// What GGUF types without a fast CPU kernel (Q4_1, Q5_0, Q5_1) become at load: q8_0
-    /// (near-lossless) or q4_0 (faster, but lossy: docs/serve.md has the figures).
+    /// What GGUF types without a fast CPU kernel (Q5_0, Q5_1) become at load: q8_0
+    /// (near-lossless) or q4_0 (smaller and faster, but lossy).
     #[arg(long, value_enum, default_value = "q8_0")]
     requantize: RequantizeArg,
 }

@@ -9,6 +9,7 @@
 //! # Ok::<(), latam_model::ModelError>(())
 //! ```
 
+mod blocks;
 mod chat;
 mod config;
 mod generate;

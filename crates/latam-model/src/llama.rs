@@ -12,6 +12,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor, gguf_file};
 use candle_core::{D, DType, Device, Module, Tensor};
 
 use crate::ModelError;
+use crate::blocks::BlockMatrix;
 use crate::config::ModelConfig;
 
 /// How a checkpoint lays out the two halves that RoPE rotates together.
@@ -27,28 +28,79 @@ struct Block {
     attn_norm: Tensor,
     /// Query, key and value.
     qkv: Projections,
-    o: QMatMul,
+    o: Matrix,
     ffn_norm: Tensor,
     /// Gate and up.
     gate_up: Projections,
-    down: QMatMul,
+    down: Matrix,
+}
+
+/// A weight matrix: 32-value blocks multiplied by this crate's kernels (Q4_0, Q4_1, Q8_0 on
+/// the CPU), or anything candle multiplies (k-quants, F16, F32, any type on a GPU).
+#[derive(Clone)]
+pub(crate) enum Matrix {
+    Blocks(Arc<BlockMatrix>),
+    Candle(QMatMul),
+}
+
+impl Matrix {
+    fn rows(&self) -> candle_core::Result<usize> {
+        match self {
+            Self::Blocks(b) => Ok(b.rows()),
+            Self::Candle(QMatMul::QTensor(q)) => q.shape().dims2().map(|d| d.0),
+            Self::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => t.dims2().map(|d| d.0),
+        }
+    }
+
+    /// `x [.., cols] · Wᵀ`.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Blocks(b) => x.contiguous()?.apply_op1_no_bwd(b.as_ref()),
+            Self::Candle(m) => m.forward(x),
+        }
+    }
+
+    /// Rows `ids` as `f32` `[ids, cols]` (an embedding lookup), dequantizing only those rows.
+    fn lookup(&self, ids: &[u32], device: &Device) -> candle_core::Result<Tensor> {
+        let ids_tensor = || Tensor::new(ids, device);
+        match self {
+            Self::Blocks(b) => {
+                Tensor::from_vec(b.dequantize_rows(ids), (ids.len(), b.cols()), device)
+            }
+            Self::Candle(QMatMul::Tensor(t)) => t.index_select(&ids_tensor()?, 0),
+            Self::Candle(QMatMul::TensorF16(t)) => {
+                t.index_select(&ids_tensor()?, 0)?.to_dtype(DType::F32)
+            }
+            Self::Candle(QMatMul::QTensor(q)) => {
+                let (_, cols) = q.shape().dims2()?;
+                let dtype = q.dtype();
+                let row_bytes = cols / dtype.block_size() * dtype.type_size();
+                let data = q.data()?;
+                let mut rows = Vec::with_capacity(ids.len() * row_bytes);
+                for &id in ids {
+                    let start = id as usize * row_bytes;
+                    rows.extend_from_slice(&data[start..start + row_bytes]);
+                }
+                // Borrowed: candle 0.9.2 reads an owned `Cow` after dropping it.
+                let storage = QStorage::from_data(Cow::Borrowed(&rows), device, dtype)?;
+                QTensor::new(storage, (ids.len(), cols))?.dequantize(device)
+            }
+        }
+    }
 }
 
 /// Matrices applied to the same input, fused into one matrix when they share a type (fewer
 /// passes over the input, larger parallel loops).
 enum Projections {
-    Fused { matrix: QMatMul, widths: Vec<usize> },
-    Separate(Vec<QMatMul>),
+    Fused { matrix: Matrix, widths: Vec<usize> },
+    Separate(Vec<Matrix>),
 }
 
 impl Projections {
-    fn new(parts: Vec<QMatMul>, device: &Device) -> Result<Self, ModelError> {
+    fn new(parts: Vec<Matrix>, device: &Device) -> Result<Self, ModelError> {
         let widths = parts
             .iter()
-            .map(|p| match p {
-                QMatMul::QTensor(q) => q.shape().dims2().map(|d| d.0),
-                QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dims2().map(|d| d.0),
-            })
+            .map(Matrix::rows)
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(match fuse(&parts, device)? {
             Some(matrix) => Self::Fused { matrix, widths },
@@ -75,22 +127,34 @@ impl Projections {
     }
 }
 
-/// One matrix with the rows of `parts`, when they are all quantized alike or all unquantized.
-fn fuse(parts: &[QMatMul], device: &Device) -> Result<Option<QMatMul>, ModelError> {
+/// One matrix with the rows of `parts`, when they are all stored alike.
+fn fuse(parts: &[Matrix], device: &Device) -> Result<Option<Matrix>, ModelError> {
+    if let Some(blocks) = parts
+        .iter()
+        .map(|p| match p {
+            Matrix::Blocks(b) => Some(b.as_ref()),
+            Matrix::Candle(_) => None,
+        })
+        .collect::<Option<Vec<_>>>()
+    {
+        return Ok(BlockMatrix::concat(&blocks).map(|b| Matrix::Blocks(Arc::new(b))));
+    }
     if let Some(tensors) = parts
         .iter()
         .map(|p| match p {
-            QMatMul::Tensor(t) => Some(t.clone()),
+            Matrix::Candle(QMatMul::Tensor(t)) => Some(t.clone()),
             _ => None,
         })
         .collect::<Option<Vec<Tensor>>>()
     {
-        return Ok(Some(QMatMul::Tensor(Tensor::cat(&tensors, 0)?)));
+        return Ok(Some(Matrix::Candle(QMatMul::Tensor(Tensor::cat(
+            &tensors, 0,
+        )?))));
     }
     let Some(quantized) = parts
         .iter()
         .map(|p| match p {
-            QMatMul::QTensor(q) => Some(q),
+            Matrix::Candle(QMatMul::QTensor(q)) => Some(q),
             _ => None,
         })
         .collect::<Option<Vec<_>>>()
@@ -111,19 +175,19 @@ fn fuse(parts: &[QMatMul], device: &Device) -> Result<Option<QMatMul>, ModelErro
     }
     // Borrowed: candle 0.9.2 reads an owned `Cow` after dropping it.
     let storage = QStorage::from_data(Cow::Borrowed(&bytes), device, dtype)?;
-    Ok(Some(QMatMul::QTensor(Arc::new(QTensor::new(
-        storage,
-        (rows, cols),
-    )?))))
+    Ok(Some(Matrix::Candle(QMatMul::QTensor(Arc::new(
+        QTensor::new(storage, (rows, cols))?,
+    )))))
 }
 
 /// A loaded Llama: weights, RoPE tables and the device they live on.
 pub struct Llama {
     config: ModelConfig,
-    embed: Tensor,
+    /// Token embeddings, kept as stored (rows are dequantized when looked up).
+    embed: Matrix,
     blocks: Vec<Block>,
     norm: Tensor,
-    lm_head: QMatMul,
+    lm_head: Matrix,
     cos: Tensor,
     sin: Tensor,
     layout: RopeLayout,
@@ -218,8 +282,8 @@ impl LayerCache {
 
 /// Where the weights of a checkpoint come from, under their Hugging Face or GGUF names.
 pub(crate) trait WeightSource {
-    /// A matrix for `QMatMul` (quantized or not), or `None` when absent.
-    fn matrix(&mut self, name: &str) -> Result<Option<QMatMul>, ModelError>;
+    /// A matrix (quantized or not), or `None` when absent.
+    fn matrix(&mut self, name: &str) -> Result<Option<Matrix>, ModelError>;
     /// A tensor as `f32` on the device, or `None` when absent.
     fn tensor(&mut self, name: &str) -> Result<Option<Tensor>, ModelError>;
 }
@@ -284,9 +348,11 @@ impl Llama {
         let vector = |source: &mut dyn WeightSource, name: String| {
             source.tensor(&name)?.ok_or_else(|| missing(&name))
         };
-        let embed = source
-            .tensor(names.embed)?
-            .ok_or_else(|| missing(names.embed))?;
+        let embed = if device.is_cpu() {
+            matrix(source, names.embed.to_owned())?
+        } else {
+            Matrix::Candle(QMatMul::Tensor(vector(source, names.embed.to_owned())?))
+        };
         let mut blocks = Vec::with_capacity(config.num_layers);
         for layer in 0..config.num_layers {
             let name = |i: usize| names.block[i].replace("{}", &layer.to_string());
@@ -308,12 +374,10 @@ impl Llama {
         let norm = source
             .tensor(names.norm)?
             .ok_or_else(|| missing(names.norm))?;
-        // Tied embeddings: the output projection is the embedding matrix.
+        // Tied embeddings: the output projection is the embedding matrix, shared.
         let lm_head = match source.matrix(names.lm_head)? {
             Some(m) => m,
-            None => source
-                .matrix(names.embed)?
-                .ok_or_else(|| missing(names.embed))?,
+            None => embed.clone(),
         };
         let mut inv_freq = config.inverse_frequencies();
         if let Some(factors) = source.tensor("rope_freqs.weight")? {
@@ -408,8 +472,7 @@ impl Llama {
     ) -> candle_core::Result<Tensor> {
         let pos = cache.len;
         let n = tokens.len();
-        let ids = Tensor::new(tokens, &self.device)?;
-        let mut x = self.embed.index_select(&ids, 0)?.unsqueeze(0)?;
+        let mut x = self.embed.lookup(tokens, &self.device)?.unsqueeze(0)?;
         let mask = (n > 1)
             .then(|| causal_mask(n, pos, &self.device))
             .transpose()?;
@@ -521,8 +584,7 @@ impl Llama {
         tokens: &[u32],
         caches: &mut [&mut KvCache],
     ) -> candle_core::Result<Tensor> {
-        let ids = Tensor::new(tokens, &self.device)?;
-        let mut x = self.embed.index_select(&ids, 0)?.unsqueeze(1)?;
+        let mut x = self.embed.lookup(tokens, &self.device)?.unsqueeze(1)?;
         let positions: Vec<u32> = caches.iter().map(|c| c.len as u32).collect();
         let positions = Tensor::new(positions.as_slice(), &self.device)?;
         let cos = self.cos.index_select(&positions, 0)?.unsqueeze(1)?;
@@ -584,12 +646,9 @@ fn rope_tables(
     Ok((angles.cos()?, angles.sin()?))
 }
 
-/// Quantized types without a fast CPU kernel in candle, converted at load.
+/// Quantized types without a fast CPU kernel, here or in candle, converted at load.
 fn needs_requantize(dtype: GgmlDType) -> bool {
-    matches!(
-        dtype,
-        GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_1
-    )
+    matches!(dtype, GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_1)
 }
 
 /// Weights read from a GGUF file.
@@ -614,7 +673,7 @@ impl GgufSource {
 }
 
 impl WeightSource for GgufSource {
-    fn matrix(&mut self, name: &str) -> Result<Option<QMatMul>, ModelError> {
+    fn matrix(&mut self, name: &str) -> Result<Option<Matrix>, ModelError> {
         let Some(mut t) = self.qtensor(name)? else {
             return Ok(None);
         };
@@ -623,7 +682,16 @@ impl WeightSource for GgufSource {
             let full = t.dequantize(&self.device).map_err(ModelError::from)?;
             t = QTensor::quantize(&full, self.requantize).map_err(ModelError::from)?;
         }
-        QMatMul::from_qtensor(t).map(Some).map_err(ModelError::from)
+        if self.device.is_cpu()
+            && BlockMatrix::supports(t.dtype())
+            && let Ok((rows, cols)) = t.shape().dims2()
+            && let Some(blocks) = BlockMatrix::from_ggml(t.dtype(), &t.data()?, rows, cols)
+        {
+            return Ok(Some(Matrix::Blocks(Arc::new(blocks))));
+        }
+        QMatMul::from_qtensor(t)
+            .map(|m| Some(Matrix::Candle(m)))
+            .map_err(ModelError::from)
     }
 
     fn tensor(&mut self, name: &str) -> Result<Option<Tensor>, ModelError> {
@@ -651,17 +719,18 @@ impl SafetensorsSource {
         Ok(Self { tensors })
     }
 
+    /// The tensor as `f32`; the stored one (bf16, often) is dropped as it is converted.
     fn take(&mut self, name: &str) -> Result<Option<Tensor>, ModelError> {
         self.tensors
-            .get(name)
+            .remove(name)
             .map(|t| t.to_dtype(DType::F32).map_err(ModelError::from))
             .transpose()
     }
 }
 
 impl WeightSource for SafetensorsSource {
-    fn matrix(&mut self, name: &str) -> Result<Option<QMatMul>, ModelError> {
-        Ok(self.take(name)?.map(QMatMul::Tensor))
+    fn matrix(&mut self, name: &str) -> Result<Option<Matrix>, ModelError> {
+        Ok(self.take(name)?.map(|t| Matrix::Candle(QMatMul::Tensor(t))))
     }
 
     fn tensor(&mut self, name: &str) -> Result<Option<Tensor>, ModelError> {

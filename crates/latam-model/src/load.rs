@@ -16,13 +16,13 @@ use crate::llama::{
 use crate::tokenizer::Tokenizer;
 use crate::{ChatMessage, ModelError};
 
-/// The type that GGUF weights without a fast CPU kernel (Q4_1, Q5_0, Q5_1) become at load.
+/// The type that GGUF weights without a fast CPU kernel (Q5_0, Q5_1) become at load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Requantize {
-    /// 8-bit blocks: near-lossless, about 1.7× the size of Q4_1.
+    /// 8-bit blocks: near-lossless, about 1.6× the size of Q5_0.
     #[default]
     Q8_0,
-    /// 4-bit blocks without offsets: the size of Q4_1, with some loss.
+    /// 4-bit blocks: smaller than Q5_0, with some loss.
     Q4_0,
 }
 
@@ -31,7 +31,7 @@ pub enum Requantize {
 pub struct LoadOptions {
     /// A Jinja chat template that replaces the model's own.
     pub chat_template: Option<String>,
-    /// What Q4_1/Q5_x GGUF weights become.
+    /// What Q5_0/Q5_1 GGUF weights become.
     pub requantize: Requantize,
     /// CPU threads of the matrix kernels (`None`: one per core).
     pub threads: Option<usize>,

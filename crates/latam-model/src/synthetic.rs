@@ -96,7 +96,8 @@ fn vocabulary() -> Vec<String> {
 }
 
 /// Writes `config.json`, `tokenizer.json`, `tokenizer_config.json` (with a ChatML template) and
-/// `model.safetensors` into `folder`.
+/// `model.safetensors` into `folder`; without `lm_head.weight` in `weights` the embeddings are
+/// tied.
 #[allow(clippy::implicit_hasher)] // candle's safetensors writer takes the std hasher
 pub fn write_hf(
     folder: &Path,
@@ -118,7 +119,7 @@ pub fn write_hf(
             "vocab_size": config.vocab_size, "rms_norm_eps": config.rms_norm_eps,
             "rope_theta": config.rope_theta,
             "max_position_embeddings": config.max_position_embeddings,
-            "tie_word_embeddings": false, "bos_token_id": 256, "eos_token_id": 257,
+            "tie_word_embeddings": !weights.contains_key(HF_NAMES.lm_head), "bos_token_id": 256, "eos_token_id": 257,
         })
         .to_string(),
     )?;
@@ -143,7 +144,7 @@ const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['
 
 /// Writes the same model as a GGUF file with weights of `dtype` (F32, F16, Q8_0, Q4_0, Q4_1…;
 /// norms stay F32), the query and key rows permuted as `convert_hf_to_gguf.py` does, and the
-/// tokenizer in `tokenizer.ggml.*`.
+/// tokenizer in `tokenizer.ggml.*` (no `output.weight` when the embeddings are tied).
 #[allow(clippy::implicit_hasher)] // as `write_hf`
 pub fn write_gguf(
     path: &Path,
@@ -164,7 +165,9 @@ pub fn write_gguf(
             .ok_or_else(|| ModelError::Weights(format!("no {name}")))
     };
     add(GGUF_NAMES.embed.to_owned(), get(HF_NAMES.embed)?, dtype)?;
-    add(GGUF_NAMES.lm_head.to_owned(), get(HF_NAMES.lm_head)?, dtype)?;
+    if let Some(head) = weights.get(HF_NAMES.lm_head) {
+        add(GGUF_NAMES.lm_head.to_owned(), head, dtype)?;
+    }
     add(
         GGUF_NAMES.norm.to_owned(),
         get(HF_NAMES.norm)?,

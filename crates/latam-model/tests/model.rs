@@ -191,6 +191,75 @@ fn safetensors_and_gguf_match_the_reference() {
     }
 }
 
+/// Random weights without `lm_head.weight`, the embedding scaled as an output matrix.
+fn tied(config: &ModelConfig) -> HashMap<String, candle_core::Tensor> {
+    let mut weights = random_weights(config, 9);
+    weights.remove("lm_head.weight");
+    let embed = &weights["model.embed_tokens.weight"];
+    let scaled = (embed * (1.7 / (config.hidden_size as f64).sqrt())).unwrap();
+    weights.insert("model.embed_tokens.weight".into(), scaled);
+    weights
+}
+
+#[test]
+fn tied_embeddings_share_the_embedding_as_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny_config();
+    let weights = tied(&config);
+    write_hf(&dir.path().join("hf"), &config, &weights).unwrap();
+    let mut reference_weights: HashMap<String, Vec<f32>> = weights
+        .iter()
+        .map(|(k, v)| (k.clone(), v.flatten_all().unwrap().to_vec1().unwrap()))
+        .collect();
+    let embed = reference_weights["model.embed_tokens.weight"].clone();
+    reference_weights.insert("lm_head.weight".into(), embed);
+    let options = LoadOptions::default();
+    let hf = Model::load(&dir.path().join("hf"), &options).unwrap();
+    let tokens = hf.tokenizer().encode(TEXT, true).unwrap();
+    let want = reference(&reference_weights, &config, &tokens);
+    let gap = |model: &Model| {
+        prompt_logprobs(model, &tokens)
+            .iter()
+            .enumerate()
+            .map(|(pos, &got)| (f64::from(got) - want[pos][tokens[pos + 1] as usize]).abs())
+            .fold(0.0, f64::max)
+    };
+    assert!(gap(&hf) < 1e-3, "safetensors: {}", gap(&hf));
+    // GGUF: without `output.weight` the model equals one that stores the embedding again as
+    // its output, for the types looked up from our blocks and from candle's (Q4_K).
+    for dtype in [
+        GgmlDType::F32,
+        GgmlDType::Q8_0,
+        GgmlDType::Q4_1,
+        GgmlDType::Q4K,
+    ] {
+        let mut config = config.clone();
+        if dtype == GgmlDType::Q4K {
+            // k-quants work on blocks of 256.
+            config.hidden_size = 256;
+            config.intermediate_size = 256;
+            config.head_dim = 64;
+        }
+        let weights = tied(&config);
+        let mut copied = weights.clone();
+        copied.insert(
+            "lm_head.weight".into(),
+            weights["model.embed_tokens.weight"].clone(),
+        );
+        let load = |name: &str, weights: &HashMap<String, candle_core::Tensor>| {
+            let path = dir.path().join(format!("{name}-{dtype:?}.gguf"));
+            write_gguf(&path, &config, weights, dtype).unwrap();
+            Model::load(&path, &options).unwrap()
+        };
+        let model = load("tied", &weights);
+        let gap_to_copy = max_logprob_gap(&model, &load("copied", &copied), &tokens);
+        assert!(gap_to_copy.to_bits() == 0, "{dtype:?}: {gap_to_copy}");
+        if dtype == GgmlDType::F32 {
+            assert!(gap(&model) < 1e-3, "GGUF: {}", gap(&model));
+        }
+    }
+}
+
 #[test]
 fn both_formats_generate_the_same_tokens_with_and_without_cache() {
     let f = fixture();
@@ -264,6 +333,9 @@ fn quantized_gguf_stays_close_to_full_precision() {
         (GgmlDType::Q4_1, 0.5),
         (GgmlDType::Q4K, 0.5),
         (GgmlDType::Q6K, 0.25),
+        // Requantized to Q8_0 at load.
+        (GgmlDType::Q5_0, 0.35),
+        (GgmlDType::Q5_1, 0.35),
     ] {
         let gap = max_logprob_gap(&full, &load(dtype), &tokens);
         assert!(
