@@ -126,6 +126,9 @@ fn stream_once(url: &str, body: &Value) -> Result<(f64, f64, usize), Failure> {
             break;
         }
         let chunk: Value = serde_json::from_str(data).with_context(|| format!("chunk {data}"))?;
+        if let Some(error) = chunk.get("error") {
+            return Err(anyhow!("{url} reported an error mid-stream: {error}").into());
+        }
         if chunk["choices"][0]["text"]
             .as_str()
             .is_some_and(|t| !t.is_empty())

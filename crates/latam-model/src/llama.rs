@@ -263,7 +263,8 @@ impl LayerCache {
                     like.device(),
                 )?;
                 if let Some(old) = old {
-                    fresh.slice_set(&old.narrow(2, 0, len)?, 2, 0)?;
+                    // `slice_set` copies only from contiguous tensors.
+                    fresh.slice_set(&old.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
                 }
                 Ok(fresh)
             };

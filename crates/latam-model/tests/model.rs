@@ -502,10 +502,18 @@ fn a_reused_prefix_cache_gives_the_same_completion() {
     let mut earlier = Generation::new(&f.hf, GenerationRequest::new(first, 6)).unwrap();
     run(&mut earlier);
     let (tokens, cache) = earlier.into_cache();
+    // Longer than the earlier cache's room: the reused (truncated) cache has to grow.
     let second =
         f.hf.tokenizer()
-            .encode("Sistema: responde en castellano. Chao", true)
+            .encode(
+                &format!(
+                    "Sistema: responde en castellano. Chao{}",
+                    " y adiós".repeat(12)
+                ),
+                true,
+            )
             .unwrap();
+    assert!(second.len() > 2 * tokens.len());
     let fresh =
         run(&mut Generation::new(&f.hf, GenerationRequest::new(second.clone(), 6)).unwrap());
     let mut reusing = Generation::new(&f.hf, GenerationRequest::new(second, 6)).unwrap();
