@@ -23,6 +23,10 @@ chat = client.chat.completions.create(
     temperature=0,
     logprobs=True,
     top_logprobs=2,
+    # Both runs start from an empty cache: with the prefix of an earlier request, the prompt's
+    # last token would run alone rather than in a batch, and rounding may differ (as in
+    # llama.cpp, whose `cache_prompt` this is).
+    extra_body={"cache_prompt": False},
 )
 answer = chat.choices[0].message.content
 assert answer, chat
@@ -38,6 +42,7 @@ with client.chat.completions.create(
     temperature=0,
     stream=True,
     stream_options={"include_usage": True},
+    extra_body={"cache_prompt": False},
 ) as stream:
     usage = None
     for chunk in stream:

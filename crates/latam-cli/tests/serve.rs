@@ -183,6 +183,15 @@ fn chat_and_completions_stream_and_not() {
     assert_eq!(usage_chunk["usage"], *usage);
     let finish = &chunks[chunks.len() - 2]["choices"][0]["finish_reason"];
     assert_eq!(*finish, whole["choices"][0]["finish_reason"]);
+
+    // `cache_prompt: false` runs the whole prompt again.
+    let cached = server.metric("latam_prompt_tokens_cached_total");
+    let mut uncached = chat.clone();
+    uncached["cache_prompt"] = json!(false);
+    let (code, again) = server.post("/v1/chat/completions", &uncached);
+    assert_eq!(code, 200, "{again}");
+    assert_eq!(again["choices"][0]["message"]["content"], text);
+    assert_eq!(server.metric("latam_prompt_tokens_cached_total"), cached);
 }
 
 #[test]

@@ -97,6 +97,9 @@ struct Common {
     /// vLLM's and llama.cpp's extension: generate `max_tokens` whatever the model says.
     #[serde(default)]
     ignore_eos: bool,
+    /// llama.cpp's extension: `false` runs the whole prompt even when a recent request began
+    /// alike (results then do not depend on what ran before: batch shapes change rounding).
+    cache_prompt: Option<bool>,
     stream_options: Option<StreamOptions>,
 }
 
@@ -154,6 +157,8 @@ pub struct Parsed {
     pub echo: Option<String>,
     /// Length of the prompt text in characters (offsets of generated tokens start there).
     pub prompt_chars: usize,
+    /// May start from the cache of an earlier request.
+    pub cache_prompt: bool,
 }
 
 /// What the two endpoints' bodies come to before the shared checks.
@@ -292,6 +297,7 @@ pub fn parse(model: &Model, endpoint: Endpoint, body: &[u8]) -> Result<Parsed, A
         stream: common.stream,
         stream_usage: common.stream_options.is_some_and(|o| o.include_usage),
         prompt_chars: prompt_text.chars().count(),
+        cache_prompt: common.cache_prompt.unwrap_or(true),
         echo,
     })
 }

@@ -277,6 +277,7 @@ fn submit(state: &AppState, parsed: &Parsed) -> Result<UnboundedReceiver<Update>
         generation,
         updates: tx,
         endpoint: parsed.endpoint.label(),
+        cache_prompt: parsed.cache_prompt,
         received: Instant::now(),
         _place: place,
     };

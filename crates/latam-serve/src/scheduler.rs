@@ -30,6 +30,8 @@ pub struct Job {
     pub generation: Generation,
     pub updates: UnboundedSender<Update>,
     pub endpoint: &'static str,
+    /// May start from the prefix cache.
+    pub cache_prompt: bool,
     pub received: Instant,
     /// Held for its `Drop`, which frees the place.
     pub _place: Place,
@@ -232,7 +234,8 @@ fn fail(entry: &mut Running, message: &str) {
 
 /// Starts a job, on the cache of an earlier one when they share a prefix.
 fn admit(mut job: Job, prefixes: &PrefixCache, metrics: &Metrics) -> Running {
-    if job.generation.can_reuse()
+    if job.cache_prompt
+        && job.generation.can_reuse()
         && let Some((tokens, cache)) = prefixes.best(job.generation.prompt())
     {
         metrics.cached(job.generation.reuse(tokens, cache));
