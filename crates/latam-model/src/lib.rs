@@ -60,7 +60,12 @@ pub enum ModelError {
 }
 
 impl From<candle_core::Error> for ModelError {
-    fn from(e: candle_core::Error) -> Self {
+    /// The error's message, without the backtrace candle attaches when `RUST_BACKTRACE` is set
+    /// (it would reach users through the server's error messages).
+    fn from(mut e: candle_core::Error) -> Self {
+        while let candle_core::Error::WithBacktrace { inner, .. } = e {
+            e = *inner;
+        }
         Self::Candle(e.to_string())
     }
 }
@@ -71,5 +76,23 @@ impl ModelError {
             path: path.display().to_string(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ModelError;
+
+    #[test]
+    fn candle_errors_lose_their_backtrace() {
+        let inner = candle_core::Error::Msg("shape mismatch".into());
+        let e = candle_core::Error::WithBacktrace {
+            inner: Box::new(inner),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        assert_eq!(
+            ModelError::from(e).to_string(),
+            "tensor computation: shape mismatch"
+        );
     }
 }
