@@ -127,6 +127,23 @@ fn nibble_values(qs: &[u8; 16]) -> [i32; 32] {
     })
 }
 
+/// The `WeightBlock` methods of the 4-bit formats, which read their nibbles `qs` alike.
+macro_rules! nibble_methods {
+    () => {
+        fn int_dot(&self, input: &Input) -> i32 {
+            nibble_dot(&self.qs, input)
+        }
+        fn values(&self) -> [i32; 32] {
+            nibble_values(&self.qs)
+        }
+        #[cfg(target_arch = "x86_64")]
+        #[inline(always)]
+        fn unpack(&self, simd: V3) -> (__m256i, Option<__m256i>) {
+            (avx2::nibbles(simd, self.qs), None)
+        }
+    };
+}
+
 impl WeightBlock for Q4_0 {
     const BYTES: usize = 18;
     fn parse(b: &[u8]) -> Self {
@@ -141,17 +158,7 @@ impl WeightBlock for Q4_0 {
     fn offset(&self) -> f32 {
         -8.0 * self.d.to_f32()
     }
-    fn int_dot(&self, input: &Input) -> i32 {
-        nibble_dot(&self.qs, input)
-    }
-    fn values(&self) -> [i32; 32] {
-        nibble_values(&self.qs)
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    fn unpack(&self, simd: V3) -> (__m256i, Option<__m256i>) {
-        (avx2::nibbles(simd, self.qs), None)
-    }
+    nibble_methods!();
 }
 
 impl WeightBlock for Q4_1 {
@@ -169,17 +176,7 @@ impl WeightBlock for Q4_1 {
     fn offset(&self) -> f32 {
         self.m.to_f32()
     }
-    fn int_dot(&self, input: &Input) -> i32 {
-        nibble_dot(&self.qs, input)
-    }
-    fn values(&self) -> [i32; 32] {
-        nibble_values(&self.qs)
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    fn unpack(&self, simd: V3) -> (__m256i, Option<__m256i>) {
-        (avx2::nibbles(simd, self.qs), None)
-    }
+    nibble_methods!();
 }
 
 impl WeightBlock for Q8_0 {
