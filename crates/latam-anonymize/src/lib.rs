@@ -19,7 +19,7 @@ mod detect;
 pub mod eval;
 pub mod fake;
 
-use latam_core::{Document, Step, Verdict};
+use latam_core::{Document, Step, Tally, Verdict};
 use serde::{Deserialize, Serialize};
 
 pub use detect::{ALL_KINDS, Finding, PiiType, find};
@@ -186,7 +186,17 @@ impl Anonymize {
 
 impl Step for Anonymize {
     fn process(&self, doc: &mut Document) -> Verdict {
+        self.process_tallied(doc, &mut Tally::default())
+    }
+
+    /// Redacts the text, lists the findings in `metadata.pii` and counts them by type.
+    fn process_tallied(&self, doc: &mut Document, tally: &mut Tally) -> Verdict {
         let (text, found) = self.redact_in(&doc.text, doc.meta_str("country"));
+        for f in &found {
+            // The kind's name as `metadata.pii` writes it (`email`, `cl_rut`).
+            let kind = serde_json::to_value(f.kind).expect("kinds serialize");
+            tally.add(kind.as_str().unwrap_or("unknown"), 1);
+        }
         doc.text = text;
         doc.metadata.insert(
             "pii".into(),

@@ -24,10 +24,12 @@ use crate::Failure;
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct AnonymizeArgs {
-    /// JSONL input (default: standard input).
+    /// Input: a file, directory or glob in any form `corpus run` reads (JSONL, .gz, .zst,
+    /// Parquet); default: standard input (JSONL, plain or compressed).
     #[arg(short, long)]
     input: Option<PathBuf>,
-    /// JSONL output (default: standard output).
+    /// Output file, written when complete: .jsonl, .jsonl.gz, .jsonl.zst or .parquet by its
+    /// name; never one of the inputs. Default: standard output (JSONL).
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// How found data is replaced: `[CPF]`-style tags, or `*` masks that keep separators.
@@ -77,8 +79,8 @@ pub(crate) fn run(args: &AnonymizeArgs) -> Result<u8, Failure> {
     if let Some(path) = &args.eval {
         return evaluate(&step, path, args.json);
     }
-    crate::jsonl::filter(args.input.as_deref(), args.output.as_deref(), |record| {
-        let text = crate::jsonl::text(record)?;
+    crate::records::filter(args.input.as_deref(), args.output.as_deref(), |record| {
+        let text = crate::records::text(record)?;
         // The country, when the record has one, decides how national phone numbers are read.
         let country = record
             .get("metadata")
@@ -87,7 +89,7 @@ pub(crate) fn run(args: &AnonymizeArgs) -> Result<u8, Failure> {
         let (redacted, found) = step.redact_in(text, country);
         record.insert("text".into(), Value::String(redacted));
         let pii = serde_json::to_value(&found).map_err(|e| e.to_string())?;
-        crate::jsonl::metadata(record)?.insert("pii".into(), pii);
+        crate::records::metadata(record)?.insert("pii".into(), pii);
         Ok(())
     })
 }

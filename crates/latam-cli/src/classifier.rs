@@ -95,10 +95,12 @@ pub(crate) struct PredictArgs {
     /// The model file.
     #[arg(short, long)]
     model: PathBuf,
-    /// JSONL input (default: standard input).
+    /// Input: a file, directory or glob in any form `corpus run` reads (JSONL, .gz, .zst,
+    /// Parquet); default: standard input (JSONL, plain or compressed).
     #[arg(short, long)]
     input: Option<PathBuf>,
-    /// JSONL output (default: standard output).
+    /// Output file, written when complete: .jsonl, .jsonl.gz, .jsonl.zst or .parquet by its
+    /// name; never one of the inputs. Default: standard output (JSONL).
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// The metadata field written.
@@ -183,8 +185,9 @@ pub(crate) fn read_examples(specs: &[String], field: &str) -> Result<Vec<Example
 }
 
 pub(crate) fn load_model(path: &Path) -> Result<Classifier, Failure> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read the model {}", path.display()))?;
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the model {}", path.display()))
+        .map_err(Failure::usage)?;
     Classifier::from_bytes(&bytes)
         .with_context(|| path.display().to_string())
         .map_err(Failure::usage)
@@ -251,9 +254,9 @@ fn scores(model: &Classifier, examples: &[Example]) -> latam_classify::Scores {
 fn predict(args: &PredictArgs) -> Result<u8, Failure> {
     let model = load_model(&args.model)?;
     let field = &args.field;
-    crate::jsonl::filter(args.input.as_deref(), args.output.as_deref(), |record| {
-        let top = model.predict(crate::jsonl::text(record)?, args.k.max(1));
-        let metadata = crate::jsonl::metadata(record)?;
+    crate::records::filter(args.input.as_deref(), args.output.as_deref(), |record| {
+        let top = model.predict(crate::records::text(record)?, args.k.max(1));
+        let metadata = crate::records::metadata(record)?;
         let round = |p: f32| (f64::from(p) * 10_000.0).round() / 10_000.0;
         let (label, p) = top.first().copied().unwrap_or(("und", 0.0));
         metadata.insert(field.clone(), Value::from(label));

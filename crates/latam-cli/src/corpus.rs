@@ -11,7 +11,9 @@ use latam_io::{
     Compression, Format, InputFile, OutputFormat, ReadOptions, RecordKind, RecordReader,
     resolve_inputs,
 };
-use latam_pipeline::{DEFAULT_PIPELINE, PipelineConfig, PipelineError, RunOptions, RunSummary};
+use latam_pipeline::{
+    DEFAULT_PIPELINE, PipelineConfig, PipelineError, RunOptions, RunSummary, human_size,
+};
 
 use crate::progress::{ProgressMode, make_progress};
 use crate::{EXIT_INPUT_ERRORS, Failure};
@@ -30,8 +32,12 @@ pub(crate) enum CorpusCommand {
     /// errors.jsonl (unreadable records), stats.json, manifest.json and report.html (the data
     /// card). Rerunning the same command after a crash resumes where it stopped.
     ///
+    /// Ctrl-C (or SIGTERM) stops cleanly: the finished shards are kept and the same command
+    /// resumes. `--input -` reads JSONL (plain, gzip or zstd) from stdin.
+    ///
     /// Exit status: 0 done; 1 done, but some records were unreadable (see errors.jsonl);
-    /// 2 usage or configuration error.
+    /// 2 usage or configuration error (retrying as it is cannot help); 3 aborted (an I/O error
+    /// such as a full disk, an internal error: a scheduler may retry); 130 interrupted.
     ///
     /// Examples:
     ///   latam corpus run
@@ -181,30 +187,48 @@ pub(crate) fn inputs_for(
     resolve_inputs(specs).map_err(Failure::usage)
 }
 
-/// Reads up to `limit` documents that `keep` accepts from the inputs named on a command line
-/// (the bundled sample when none), skipping unreadable records.
+/// Reads up to `limit` documents that `keep` accepts from the inputs named on a command line.
+/// With none named, reads the bundled sample and says so; unreadable records are skipped and
+/// counted in a warning that names the first.
 pub(crate) fn read_documents(
     specs: &[String],
     mut keep: impl FnMut(&Document) -> bool,
     limit: usize,
 ) -> Result<Vec<Document>, Failure> {
     let inputs = inputs_for(specs, &PipelineConfig::default_pipeline())?;
+    if specs.is_empty() {
+        tracing::warn!("no --input given: reading the bundled sample corpus ({SAMPLE_NAME})");
+    }
     let options = ReadOptions::default();
     let mut out = Vec::new();
-    for input in &inputs {
+    let (mut skipped, mut first_error) = (0usize, None);
+    'inputs: for input in &inputs {
         for record in RecordReader::open(input, &options) {
             let doc = match record.kind {
-                RecordKind::Json(line) => Document::from_json_line(&line, &options.fields).ok(),
-                RecordKind::Doc(doc) => Some(doc),
-                RecordKind::Error(_) => None,
+                RecordKind::Json(line) => {
+                    Document::from_json_line(&line, &options.fields).map_err(|e| e.to_string())
+                }
+                RecordKind::Doc(doc) => Ok(doc),
+                RecordKind::Error(e) => Err(e),
             };
-            if let Some(doc) = doc.filter(&mut keep) {
-                out.push(doc);
-                if out.len() >= limit {
-                    return Ok(out);
+            match doc {
+                Ok(doc) if keep(&doc) => {
+                    out.push(doc);
+                    if out.len() >= limit {
+                        break 'inputs;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    skipped += 1;
+                    first_error
+                        .get_or_insert_with(|| format!("{}:{}: {e}", input.name, record.line));
                 }
             }
         }
+    }
+    if let Some(first) = first_error {
+        tracing::warn!("{skipped} unreadable record(s) skipped; the first: {first}");
     }
     Ok(out)
 }
@@ -236,22 +260,76 @@ fn run_pipeline(args: &RunArgs) -> Result<u8, Failure> {
         workers: args.workers.unwrap_or_else(default_workers),
         overwrite: args.overwrite,
         command: std::env::args().collect(),
+        interrupt: Some(crate::interrupt::stop_flag()?),
         ..RunOptions::new(inputs, &args.output)
     };
     let progress = make_progress(args.progress);
-    let summary =
-        latam_pipeline::run(&config, &options, progress.as_ref()).map_err(|e| match e {
-            PipelineError::Config { .. }
-            | PipelineError::Step { .. }
-            | PipelineError::OutputInUse { .. } => Failure::usage(e),
-            other => Failure::from(other),
-        })?;
+    let summary = latam_pipeline::run(&config, &options, progress.as_ref())
+        .map_err(|e| pipeline_failure(e, &options))?;
     print_summary(&summary);
     Ok(if summary.stats.documents.errors > 0 {
         EXIT_INPUT_ERRORS
     } else {
         0
     })
+}
+
+/// What a step found, most frequent first: `found name 656, phone 1 (+ 3 in rejected)`.
+fn findings_line(step: &latam_pipeline::StepStats) -> String {
+    let mut kinds: Vec<(&str, u64)> = step.findings.iter().collect();
+    kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let listed: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let mut line = format!("found {}", listed.join(", "));
+    if step.findings.is_empty() {
+        line = "found nothing".to_owned();
+    }
+    let rejected = step.findings_in_rejected.total();
+    if rejected > 0 {
+        let _ = write!(line, " (+{rejected} in rejected documents)");
+    }
+    line
+}
+
+/// The exit status a failed run calls for: 2 for what the user must change, 130 for an
+/// interruption (with the command that resumes it), 3 for the rest.
+pub(crate) fn pipeline_failure(error: PipelineError, options: &RunOptions) -> Failure {
+    match error {
+        PipelineError::Config { .. }
+        | PipelineError::Step { .. }
+        | PipelineError::OutputInUse { .. } => Failure::usage(error),
+        PipelineError::CorpusStep { ref source, .. }
+            if source
+                .downcast_ref::<latam_dedup::DedupError>()
+                .is_some_and(latam_dedup::DedupError::is_usage) =>
+        {
+            Failure::usage(error)
+        }
+        PipelineError::Interrupted => Failure {
+            code: crate::EXIT_INTERRUPTED,
+            error: anyhow::anyhow!(
+                "interrupted: the finished shards are kept in {}; resume with the same command:\n  \
+                 {}",
+                options.output.display(),
+                shell_words(&options.command)
+            ),
+        },
+        other => Failure::from(other),
+    }
+}
+
+/// A command line as a shell would take it back (arguments with spaces or quotes quoted).
+fn shell_words(args: &[String]) -> String {
+    let quote = |a: &String| {
+        if !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+        {
+            a.clone()
+        } else {
+            format!("'{}'", a.replace('\'', "'\\''"))
+        }
+    };
+    args.iter().map(quote).collect::<Vec<_>>().join(" ")
 }
 
 /// The table at the end of a run, on stderr.
@@ -266,11 +344,14 @@ pub(crate) fn print_summary(summary: &RunSummary) {
     for step in &s.steps {
         let mut reasons: Vec<_> = step.dropped_by_reason.iter().collect();
         reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let top: Vec<String> = reasons
+        let mut top: Vec<String> = reasons
             .iter()
             .take(3)
             .map(|(r, n)| format!("{r} {n}"))
             .collect();
+        if !step.findings.is_empty() || !step.findings_in_rejected.is_empty() {
+            top.push(findings_line(step));
+        }
         let _ = writeln!(
             out,
             "{:<18} {:>9} {:>9} {:>9}  {}",
@@ -285,11 +366,11 @@ pub(crate) fn print_summary(summary: &RunSummary) {
     let secs = summary.elapsed.as_secs_f64().max(1e-9);
     let _ = writeln!(
         out,
-        "\nread {} documents ({:.1} MB of text); kept {} ({:.1} MB), rejected {}, unreadable records {}",
+        "\nread {} documents ({} of text); kept {} ({}), rejected {}, unreadable records {}",
         d.read,
-        s.bytes.read as f64 / 1e6,
+        human_size(s.bytes.read),
         d.kept,
-        s.bytes.kept as f64 / 1e6,
+        human_size(s.bytes.kept),
         d.rejected,
         d.errors
     );

@@ -1,7 +1,6 @@
 //! `latam dedup ...`: near-duplicate detection as separate stages, each a task a cluster
 //! scheduler can run on its own machine, and its evaluation.
 
-use std::ops::Range;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -75,7 +74,8 @@ pub(crate) struct TaskArgs {
     /// This task's index, from 0.
     #[arg(long, default_value_t = 0)]
     task: usize,
-    /// Tasks the inputs are split into (by whole files, in order).
+    /// Tasks the inputs are split into: contiguous pieces of about the same size, in order (a
+    /// file larger than a task's share is split at record boundaries).
     #[arg(long, default_value_t = 1)]
     tasks: usize,
     /// Worker threads (default: one per core).
@@ -111,12 +111,7 @@ pub(crate) fn run(command: DedupCommand) -> Result<u8, Failure> {
     match command {
         DedupCommand::Minhash(MinhashCommand::Signatures(args)) => signatures(&args),
         DedupCommand::Minhash(MinhashCommand::Buckets(args)) => {
-            let params = minhash::Params::load(&args.work.work).map_err(|e| {
-                Failure::usage(anyhow::anyhow!(
-                    "{}: {e}; run `latam dedup minhash signatures` first",
-                    args.work.work.display()
-                ))
-            })?;
+            let params = minhash::Params::load(&args.work.work).map_err(dedup_failure)?;
             let bands = if args.bands.is_empty() {
                 (0..params.config.bands).collect()
             } else {
@@ -129,18 +124,28 @@ pub(crate) fn run(command: DedupCommand) -> Result<u8, Failure> {
                         params.config.bands
                     )));
                 }
-                let pairs = minhash::buckets(&args.work.work, band)?;
+                let pairs = minhash::buckets(&args.work.work, band).map_err(dedup_failure)?;
                 tracing::info!("band {band}: {pairs} candidate pairs");
             }
             Ok(0)
         }
         DedupCommand::Minhash(MinhashCommand::Cluster(args)) => {
-            let summary = minhash::cluster(&args.work)?;
+            let summary = minhash::cluster(&args.work).map_err(dedup_failure)?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(0)
         }
         DedupCommand::Minhash(MinhashCommand::Filter(args)) => filter(&args),
         DedupCommand::Eval(args) => crate::dedup_eval::run(&args),
+    }
+}
+
+/// The exit status of a stage's error: 2 when the setup is wrong (an earlier stage to run,
+/// another run's work directory), 3 for an I/O failure.
+fn dedup_failure(error: latam_dedup::DedupError) -> Failure {
+    if error.is_usage() {
+        Failure::usage(error)
+    } else {
+        Failure::from(error)
     }
 }
 
@@ -163,11 +168,6 @@ fn staged_pipeline(args: &TaskArgs) -> Result<(PipelineConfig, usize), Failure> 
     }
 }
 
-/// The inputs of task `task` of `tasks`: a contiguous slice of whole files.
-fn task_slice(inputs: usize, task: usize, tasks: usize) -> Range<usize> {
-    inputs * task / tasks..inputs * (task + 1) / tasks
-}
-
 /// The run options of a task: its slice of the inputs, and their index in the whole list.
 fn task_options(
     args: &TaskArgs,
@@ -181,14 +181,22 @@ fn task_options(
             args.tasks
         )));
     }
-    let mut inputs = inputs_for(&args.inputs, config)?;
-    let slice = task_slice(inputs.len(), args.task, args.tasks);
-    inputs.truncate(slice.end);
-    inputs.drain(..slice.start);
+    let all = inputs_for(&args.inputs, config)?;
+    let (first, inputs) = latam_io::task_inputs(&all, args.task, args.tasks)?;
+    if inputs.is_empty() {
+        tracing::warn!(
+            "task {} of {} has no input: the {} input file(s) hold too few records for {} tasks",
+            args.task,
+            args.tasks,
+            all.len(),
+            args.tasks
+        );
+    }
     Ok(RunOptions {
         workers: args.workers.unwrap_or_else(default_workers),
         command: std::env::args().collect(),
-        first_input: u32::try_from(slice.start)?,
+        interrupt: Some(crate::interrupt::stop_flag()?),
+        first_input: u32::try_from(first)?,
         ..RunOptions::new(inputs, output)
     })
 }
@@ -198,9 +206,7 @@ fn signatures(args: &TaskArgs) -> Result<u8, Failure> {
     let StepConfig::DedupMinhash(settings) = config.steps[step].clone() else {
         unreachable!("checked by staged_pipeline")
     };
-    settings
-        .validate()
-        .map_err(|e| Failure::usage(anyhow::anyhow!(e)))?;
+    settings.validate().map_err(Failure::usage)?;
     config.steps.truncate(step);
     let options = task_options(args, &config, args.work.work.clone())?;
     let mut task = SignatureTask::new(&settings, args.task, args.tasks);
@@ -211,7 +217,8 @@ fn signatures(args: &TaskArgs) -> Result<u8, Failure> {
         ("dedup_minhash", &mut task),
         &args.work.work,
         progress.as_ref(),
-    )?;
+    )
+    .map_err(|e| crate::corpus::pipeline_failure(e, &options))?;
     if scanned {
         eprintln!(
             "task {} of {}: {} signatures from {} input(s)",
@@ -246,28 +253,12 @@ fn filter(args: &FilterArgs) -> Result<u8, Failure> {
     let name = config.step_names().swap_remove(step);
     options.step_dirs.insert(name, work.clone());
     let progress = make_progress(args.task.progress);
-    let summary = latam_pipeline::run(&config, &options, progress.as_ref())?;
+    let summary = latam_pipeline::run(&config, &options, progress.as_ref())
+        .map_err(|e| crate::corpus::pipeline_failure(e, &options))?;
     print_summary(&summary);
     Ok(if summary.stats.documents.errors > 0 {
         EXIT_INPUT_ERRORS
     } else {
         0
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn task_slices_cover_the_inputs_once() {
-        for inputs in 0..9 {
-            for tasks in 1..5 {
-                let covered: Vec<usize> = (0..tasks)
-                    .flat_map(|t| task_slice(inputs, t, tasks))
-                    .collect();
-                assert_eq!(covered, (0..inputs).collect::<Vec<_>>());
-            }
-        }
-    }
 }

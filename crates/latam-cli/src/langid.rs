@@ -24,10 +24,12 @@ use crate::Failure;
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct LangidArgs {
-    /// JSONL input (default: standard input).
+    /// Input: a file, directory or glob in any form `corpus run` reads (JSONL, .gz, .zst,
+    /// Parquet); default: standard input (JSONL, plain or compressed).
     #[arg(short, long)]
     input: Option<PathBuf>,
-    /// JSONL output (default: standard output).
+    /// Output file, written when complete: .jsonl, .jsonl.gz, .jsonl.zst or .parquet by its
+    /// name; never one of the inputs. Default: standard output (JSONL).
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// Characters read from the start of each text (0: all); of each paragraph with --paragraphs.
@@ -67,9 +69,9 @@ pub(crate) fn run(args: &LangidArgs) -> Result<u8, Failure> {
         ..DetectLanguageConfig::default()
     };
     let detector = config.build().map_err(Failure::usage)?;
-    crate::jsonl::filter(args.input.as_deref(), args.output.as_deref(), |record| {
-        let text = crate::jsonl::text(record)?.to_owned();
-        detector.annotate(&text, crate::jsonl::metadata(record)?);
+    crate::records::filter(args.input.as_deref(), args.output.as_deref(), |record| {
+        let text = crate::records::text(record)?.to_owned();
+        detector.annotate(&text, crate::records::metadata(record)?);
         Ok(())
     })
 }

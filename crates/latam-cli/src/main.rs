@@ -8,21 +8,27 @@ mod corpus;
 mod dedup;
 mod dedup_eval;
 mod eval;
-mod jsonl;
+mod interrupt;
 mod langid;
 mod model;
 mod progress;
+mod records;
 mod tokenize;
 mod tokenizer;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 /// Exit status: finished, but some input records were unreadable (see errors.jsonl).
 pub(crate) const EXIT_INPUT_ERRORS: u8 = 1;
-/// Exit status: usage or configuration error.
+/// Exit status: usage or configuration error (never worth retrying as it is).
 pub(crate) const EXIT_USAGE: u8 = 2;
+/// Exit status: aborted (an I/O error, a full disk, an internal error); a scheduler may retry.
+pub(crate) const EXIT_ABORTED: u8 = 3;
+/// Exit status: interrupted (Ctrl-C), as shells report a death by SIGINT.
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 /// The Latam-GPT toolkit: build, evaluate, serve and improve an open language model for Latin
 /// America and the Caribbean.
@@ -90,10 +96,11 @@ impl Failure {
     }
 }
 
+/// Any other error aborts the command: exit status 3.
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(error: E) -> Self {
         Self {
-            code: 1,
+            code: EXIT_ABORTED,
             error: error.into(),
         }
     }
@@ -102,6 +109,7 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LATAM_LOG")

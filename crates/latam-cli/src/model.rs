@@ -45,7 +45,8 @@ impl ModelArgs {
             .chat_template
             .as_deref()
             .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display())))
-            .transpose()?;
+            .transpose()
+            .map_err(Failure::usage)?;
         let options = LoadOptions {
             chat_template,
             requantize: match self.requantize {
@@ -55,8 +56,10 @@ impl ModelArgs {
             threads: self.threads,
         };
         let started = Instant::now();
+        // A model that cannot be loaded is a wrong file or path: retrying will not help.
         let model = Model::load(&self.model, &options)
-            .with_context(|| format!("loading {}", self.model.display()))?;
+            .with_context(|| format!("loading {}", self.model.display()))
+            .map_err(Failure::usage)?;
         let c = model.config();
         tracing::info!(
             "loaded {} ({} layers, width {}, {}/{} heads, context {}) in {:.1} s",

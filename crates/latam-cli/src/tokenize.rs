@@ -117,9 +117,8 @@ pub(crate) fn run(args: &TokenizeArgs) -> Result<u8, Failure> {
             .to_owned();
         let mut prefix = args.output.clone().into_os_string();
         prefix.push(format!("{stem}_text_document"));
-        let path = match &file.source {
-            latam_io::Source::Path(path) => path.display().to_string(),
-            latam_io::Source::Memory(_) => continue,
+        let Some(path) = file.path().map(|p| p.display().to_string()) else {
+            continue;
         };
         status = status.max(tokenize_into(
             &tokenizer,

@@ -173,45 +173,98 @@ fn multi_shard_setup(s: &Scratch) {
         .stdout()
         .replace("shard_mb = 256", "shard_mb = 1");
     s.write("small-shards.toml", toml.as_bytes());
+    // Without a corpus-wide step the writing pass reads the input itself (not a spool).
+    let cut = toml.find("# 7. Near-duplicates").expect("the last step");
+    s.write("small-shards-one-pass.toml", &toml.as_bytes()[..cut]);
 }
 
-/// Kills a running `latam` as soon as `path` exists.
-fn kill_when(mut child: std::process::Child, path: &std::path::Path) {
-    let started = Instant::now();
-    while !path.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "{} never appeared",
-            path.display()
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
-
-/// The run of `multi_shard_setup`, less its output directory.
+/// The run of `multi_shard_setup` in one pass, reading the corpus from stdin, less its output
+/// directory.
 const MULTI_SHARD_RUN: [&str; 8] = [
     "corpus",
     "run",
-    "small-shards.toml",
+    "small-shards-one-pass.toml",
     "--input",
-    "corpus/big.jsonl",
+    "-",
     "--workers",
     "1",
     "--output",
 ];
+
+/// Runs `latam` to the end with `input` on stdin.
+fn run_on_stdin(s: &Scratch, args: &[&str], input: &std::path::Path) -> util::Run {
+    let stdin = std::fs::File::open(input).unwrap();
+    util::Run(s.command(args).stdin(stdin).output().unwrap()).expect(0)
+}
+
+/// Starts `latam` reading stdin, feeds it the first `fed` bytes of `input` and waits until the
+/// run has made `path`. The trigger is deterministic: the run cannot end before the rest of its
+/// input comes, so it is caught where it waits for it. Returns the child, its stdin still open.
+fn started_until(
+    s: &Scratch,
+    args: &[&str],
+    input: &[u8],
+    fed: usize,
+    done: impl Fn() -> bool,
+) -> std::process::Child {
+    let mut child = s
+        .command(args)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(s.path("stderr.log")).unwrap())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(&input[..fed])
+        .unwrap();
+    // Only a guard against a hang: the run waits for its input, however slow the machine.
+    let guard = Instant::now();
+    while !done() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended with input still to come: {}",
+            std::fs::read_to_string(s.path("stderr.log")).unwrap()
+        );
+        assert!(guard.elapsed() < Duration::from_secs(900), "no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
+
+/// Temp files under `dir`.
+fn temp_files(dir: &std::path::Path) -> Vec<String> {
+    walkdir(dir)
+        .into_iter()
+        .filter(|p| p.ends_with(".tmp"))
+        .collect()
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        } else {
+            out.push(path.display().to_string());
+        }
+    }
+    out
+}
 
 #[test]
 fn a_killed_run_resumes_to_the_same_bytes() {
     let s = Scratch::new();
     multi_shard_setup(&s);
     let args = MULTI_SHARD_RUN;
-    let full = s.run(&[&args[..], &["full"]].concat()).expect(0);
+    let input = std::fs::read(s.path("corpus/big.jsonl")).unwrap();
+    run_on_stdin(
+        &s,
+        &[&args[..], &["full"]].concat(),
+        &s.path("corpus/big.jsonl"),
+    );
     let stats = read_json(&s.path("full/stats.json"));
     let shards = stats["shards"].as_u64().unwrap();
     assert!(shards >= 6, "{shards} shards");
@@ -220,27 +273,36 @@ fn a_killed_run_resumes_to_the_same_bytes() {
             .as_u64()
             .unwrap()
             >= 1000,
-        "{}",
-        full.stderr()
+        "{stats}"
     );
 
-    let child = s
-        .command(&[&args[..], &["killed"]].concat())
-        .spawn()
-        .unwrap();
-    kill_when(child, &s.path("killed/.latam/shards/shard-00002.json"));
+    let marker = s.path("killed/.latam/shards/shard-00002.json");
+    let mut child = started_until(
+        &s,
+        &[&args[..], &["killed"]].concat(),
+        &input,
+        input.len() * 2 / 3,
+        || marker.exists(),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
     assert!(
         !s.path("killed/stats.json").exists(),
         "killed before the end"
     );
 
-    s.run(&[&args[..], &["killed"]].concat()).expect(0);
+    run_on_stdin(
+        &s,
+        &[&args[..], &["killed"]].concat(),
+        &s.path("corpus/big.jsonl"),
+    );
     let resumed = read_json(&s.path("killed/stats.json"));
     let skipped = resumed["run"]["resumed_shards"].as_u64().unwrap();
     assert!(
         skipped >= 3 && skipped < shards,
         "resumed {skipped} of {shards}"
     );
+    assert!(temp_files(&s.path("killed")).is_empty());
     assert_eq!(data_files(&s.path("full")), data_files(&s.path("killed")));
     assert_eq!(stats["documents"], resumed["documents"]);
     assert_eq!(stats["by_language"], resumed["by_language"]);
@@ -248,22 +310,103 @@ fn a_killed_run_resumes_to_the_same_bytes() {
 }
 
 #[test]
-fn a_run_killed_in_its_scan_starts_the_scan_over() {
+fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
     let s = Scratch::new();
     multi_shard_setup(&s);
     let args = MULTI_SHARD_RUN;
-    s.run(&[&args[..], &["full"]].concat()).expect(0);
-    let child = s
-        .command(&[&args[..], &["killed"]].concat())
-        .spawn()
+    let input = std::fs::read(s.path("corpus/big.jsonl")).unwrap();
+    run_on_stdin(
+        &s,
+        &[&args[..], &["full"]].concat(),
+        &s.path("corpus/big.jsonl"),
+    );
+
+    let marker = s.path("stopped/.latam/shards/shard-00002.json");
+    let mut child = started_until(
+        &s,
+        &[&args[..], &["stopped"]].concat(),
+        &input,
+        input.len() * 2 / 3,
+        || marker.exists(),
+    );
+    let interrupt = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
         .unwrap();
+    assert!(interrupt.success());
+    // The run says at once that it stops; then the input ends (as a shell's Ctrl-C ends the
+    // whole pipeline), and it must not take that end for the end of its input.
+    let log = s.path("stderr.log");
+    while !std::fs::read_to_string(&log).unwrap().contains("stopping:") {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before it said it stops"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(child.stdin.take());
+    let status = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(s.path("stderr.log")).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("resume with the same command")
+            && stderr.contains("small-shards-one-pass.toml --input - --workers 1 --output stopped"),
+        "{stderr}"
+    );
+    assert!(
+        temp_files(&s.path("stopped")).is_empty(),
+        "an interrupted run leaves no temp file: {:?}",
+        temp_files(&s.path("stopped"))
+    );
+    assert!(!s.path("stopped/stats.json").exists());
+
+    run_on_stdin(
+        &s,
+        &[&args[..], &["stopped"]].concat(),
+        &s.path("corpus/big.jsonl"),
+    );
+    let resumed = read_json(&s.path("stopped/stats.json"));
+    assert!(resumed["run"]["resumed_shards"].as_u64().unwrap() >= 3);
+    assert_eq!(data_files(&s.path("full")), data_files(&s.path("stopped")));
+}
+
+#[test]
+fn a_run_killed_in_its_scan_starts_the_scan_over() {
+    let s = Scratch::new();
+    multi_shard_setup(&s);
+    let mut args = MULTI_SHARD_RUN;
+    args[2] = "small-shards.toml";
+    let input = std::fs::read(s.path("corpus/big.jsonl")).unwrap();
+    run_on_stdin(
+        &s,
+        &[&args[..], &["full"]].concat(),
+        &s.path("corpus/big.jsonl"),
+    );
     // The spool is being written: the scan of dedup_minhash is under way.
-    kill_when(child, &s.path("killed/.latam/spool/batches.bin.tmp"));
+    let spool = s.path("killed/.latam/spool");
+    let mut child = started_until(
+        &s,
+        &[&args[..], &["killed"]].concat(),
+        &input,
+        input.len() / 2,
+        || {
+            spool.is_dir()
+                && walkdir(&spool)
+                    .iter()
+                    .any(|p| p.ends_with(".tmp") && std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        },
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
     assert!(
         !s.path("killed/.latam/steps/dedup_minhash/clusters.jsonl")
             .exists()
     );
-    s.run(&[&args[..], &["killed"]].concat()).expect(0);
+    run_on_stdin(
+        &s,
+        &[&args[..], &["killed"]].concat(),
+        &s.path("corpus/big.jsonl"),
+    );
     assert_eq!(data_files(&s.path("full")), data_files(&s.path("killed")));
     assert!(
         !s.path("killed/.latam/spool").exists(),
@@ -952,4 +1095,384 @@ fn langid_takes_a_retrained_model_and_refuses_a_bad_one() {
     ]);
     let run = run.expect(2);
     assert!(run.stderr().contains("bad.lcm"), "{}", run.stderr());
+}
+
+/// The embedded language identifier's model file, a real classifier for `classifier predict`.
+fn langid_model() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../latam-langid/model/langid.lcm"
+    )
+    .to_owned()
+}
+
+/// The three record commands, reading `input` and writing `output`.
+fn record_commands(input: &str, output: &str) -> Vec<Vec<String>> {
+    let model = langid_model();
+    let io = ["--input", input, "--output", output].map(str::to_owned);
+    vec![
+        [&["anonymize".to_owned()][..], &io].concat(),
+        [&["langid".to_owned()][..], &io].concat(),
+        [
+            &["classifier", "predict", "--model", &model].map(str::to_owned)[..],
+            &io,
+        ]
+        .concat(),
+    ]
+}
+
+#[test]
+fn record_commands_never_write_over_their_input() {
+    let s = Scratch::new();
+    let original = lines_of(20) + "\n";
+    for (kind, output) in [
+        ("the same path", "docs.jsonl"),
+        ("a symlink", "link.jsonl"),
+        ("a hard link", "hard.jsonl"),
+        ("the same file by another path", "./sub/../docs.jsonl"),
+    ] {
+        for command in record_commands("docs.jsonl", output) {
+            s.write("docs.jsonl", original.as_bytes());
+            std::fs::create_dir_all(s.path("sub")).unwrap();
+            let _ = std::fs::remove_file(s.path("link.jsonl"));
+            let _ = std::fs::remove_file(s.path("hard.jsonl"));
+            std::os::unix::fs::symlink("docs.jsonl", s.path("link.jsonl")).unwrap();
+            std::fs::hard_link(s.path("docs.jsonl"), s.path("hard.jsonl")).unwrap();
+            let args: Vec<&str> = command.iter().map(String::as_str).collect();
+            let run = s.run(&args).expect(2);
+            assert!(
+                run.stderr().contains("is the input"),
+                "{kind}, {}: {}",
+                args[0],
+                run.stderr()
+            );
+            assert_eq!(
+                std::fs::read_to_string(s.path("docs.jsonl")).unwrap(),
+                original,
+                "{kind}, {}: the input is untouched",
+                args[0]
+            );
+        }
+    }
+}
+
+#[test]
+fn record_commands_read_and_write_what_corpus_run_does() {
+    let s = Scratch::new();
+    let plain = lines_of(30) + "\n";
+    s.write("in/docs.jsonl", plain.as_bytes());
+    s.write(
+        "in/docs.jsonl.zst",
+        &zstd::encode_all(plain.as_bytes(), 3).unwrap(),
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(plain.as_bytes()).unwrap();
+    s.write("in/docs.jsonl.gz", &gz.finish().unwrap());
+    // A Parquet file of the same documents, as `corpus run` writes one.
+    s.write("keep-all.toml", b"[[steps]]\ntype = \"normalize\"\n");
+    s.run(&[
+        "corpus",
+        "run",
+        "keep-all.toml",
+        "--input",
+        "in/docs.jsonl",
+        "--output",
+        "pq",
+        "--output-format",
+        "parquet",
+    ])
+    .expect(0);
+    std::fs::copy(
+        s.path("pq/documents/part-00000.parquet"),
+        s.path("docs.parquet"),
+    )
+    .unwrap();
+
+    for command in record_commands("in/docs.jsonl", "plain.jsonl") {
+        let args: Vec<&str> = command.iter().map(String::as_str).collect();
+        s.run(&args).expect(0);
+        let expected = util::read_jsonl(&s.path("plain.jsonl"));
+        assert_eq!(expected.len(), 30);
+        for (input, output) in [
+            ("in/docs.jsonl.zst", "out.jsonl.zst"),
+            ("in/docs.jsonl.gz", "out.jsonl.gz"),
+            ("in/docs.jsonl", "out.jsonl"),
+        ] {
+            let mut args = args.clone();
+            let at = args.iter().position(|a| *a == "--input").unwrap();
+            args[at + 1] = input;
+            args[at + 3] = output;
+            s.run(&args).expect(0);
+            assert_eq!(
+                util::read_jsonl(&s.path(output)),
+                expected,
+                "{} {input}",
+                args[0]
+            );
+        }
+        // Parquet in: the documents of a curated run (normalized), in their JSONL form.
+        let mut args = args.clone();
+        let at = args.iter().position(|a| *a == "--input").unwrap();
+        args[at + 1] = "docs.parquet";
+        args[at + 3] = "from-parquet.jsonl";
+        s.run(&args).expect(0);
+        let back = util::read_jsonl(&s.path("from-parquet.jsonl"));
+        assert_eq!(back.len(), 30, "{}", args[0]);
+        assert_eq!(back[0]["id"], expected[0]["id"]);
+        // Parquet out, read back by corpus run.
+        args[at + 1] = "in/docs.jsonl";
+        args[at + 3] = "out.parquet";
+        s.run(&args).expect(0);
+        let _ = std::fs::remove_dir_all(s.path("back"));
+        s.run(&[
+            "corpus",
+            "run",
+            "keep-all.toml",
+            "--input",
+            "out.parquet",
+            "--output",
+            "back",
+        ])
+        .expect(0);
+        assert_eq!(
+            read_json(&s.path("back/stats.json"))["documents"]["read"],
+            30
+        );
+    }
+}
+
+#[test]
+fn exit_status_says_what_happened() {
+    let s = Scratch::new();
+    s.write("good.jsonl", (lines_of(3) + "\n").as_bytes());
+    s.write("bad.jsonl", (lines_of(3) + "\nnot json\n").as_bytes());
+    // 0: done.
+    s.run(&["anonymize", "--input", "good.jsonl", "--output", "a.jsonl"])
+        .expect(0);
+    // 1: done, but a record was unreadable.
+    s.run(&["anonymize", "--input", "bad.jsonl", "--output", "b.jsonl"])
+        .expect(1);
+    assert_eq!(util::read_jsonl(&s.path("b.jsonl")).len(), 3);
+    s.run(&["corpus", "run", "--input", "bad.jsonl", "--output", "run"])
+        .expect(1);
+    // 2: usage: nothing to retry.
+    s.run(&["anonymize", "--input", "missing.jsonl"]).expect(2);
+    s.run(&["corpus", "run", "--input", "missing.jsonl"])
+        .expect(2);
+    s.run(&["langid", "--input", "good.jsonl", "--output", "x.txt"])
+        .expect(2);
+    s.run(&[
+        "classifier",
+        "predict",
+        "--model",
+        "missing.lcm",
+        "--input",
+        "good.jsonl",
+    ])
+    .expect(2);
+    // 3: aborted by an I/O error (a full disk), worth retrying later.
+    for args in [
+        &["anonymize", "--input", "good.jsonl"][..],
+        &["corpus", "default-config"][..],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let run = util::Run(s.command(args).stdout(full).output().unwrap());
+        assert_eq!(run.code(), 3, "{args:?}: {}", run.stderr());
+        assert!(run.stderr().contains("No space left"), "{}", run.stderr());
+    }
+}
+
+#[test]
+fn documents_read_are_counted_by_the_readers() {
+    let s = Scratch::new();
+    // 25 documents in three files, and 2 records that are not documents.
+    s.write(
+        "in/a.jsonl",
+        (lines_of(10) + "\n{\"id\": \"x\"}\n").as_bytes(),
+    );
+    s.write("in/b.jsonl", (lines_of(15) + "\nnot json\n").as_bytes());
+    s.write("in/c.txt", b"");
+    let run = s
+        .run(&["corpus", "run", "--input", "in", "--output", "out"])
+        .expect(1);
+    let stats = read_json(&s.path("out/stats.json"));
+    assert_eq!(stats["documents"]["read"], 25, "{}", run.stderr());
+    assert_eq!(stats["documents"]["errors"], 2);
+    assert_invariant(&s.path("out"));
+    let written = read_parts(&s.path("out/documents")).len() + read_rejected(&s.path("out")).len();
+    assert_eq!(written, 25);
+}
+
+#[test]
+fn log_lines_have_no_colour_codes_in_a_file() {
+    let s = Scratch::new();
+    let run = util::Run(
+        s.command(&["corpus", "run", "--progress", "none"])
+            .env("LATAM_LOG", "info")
+            .output()
+            .unwrap(),
+    )
+    .expect(0);
+    assert!(run.stderr().contains("INFO"), "{}", run.stderr());
+    assert!(!run.stderr().contains('\u{1b}'), "{:?}", run.stderr());
+}
+
+#[test]
+fn benchmarks_say_what_they_read_and_skipped() {
+    let s = Scratch::new();
+    s.write(
+        "mixed.jsonl",
+        (lines_of(5) + "\nnot json\n{\"id\": 1}\n").as_bytes(),
+    );
+    let run = s
+        .run(&["bench", "langid", "--input", "mixed.jsonl"])
+        .expect(0);
+    assert!(
+        run.stderr()
+            .contains("2 unreadable record(s) skipped; the first: mixed.jsonl:6"),
+        "{}",
+        run.stderr()
+    );
+    let run = s.run(&["bench", "langid"]).expect(0);
+    assert!(
+        run.stderr()
+            .contains("no --input given: reading the bundled sample corpus"),
+        "{}",
+        run.stderr()
+    );
+}
+
+/// Every file under `dir` as text, compressed parts decompressed (Parquet is not used here).
+fn all_text_under(dir: &std::path::Path) -> Vec<(String, String)> {
+    walkdir(dir)
+        .into_iter()
+        .map(|path| {
+            let raw = std::fs::read(&path).unwrap();
+            let bytes = if path.ends_with(".zst") {
+                zstd::decode_all(raw.as_slice()).unwrap()
+            } else {
+                raw
+            };
+            (path, String::from_utf8_lossy(&bytes).into_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn no_personal_data_anywhere_in_a_run_that_anonymizes() {
+    let s = Scratch::new();
+    let planted = "Escríbeme a juan.perez@example.cl o llámame al +56 9 8765 4321; mi RUT es \
+                   12.345.678-5 y el CPF de mi socio es 384.951.276-28.";
+    let secrets = [
+        "juan.perez@example.cl",
+        "8765 4321",
+        "12.345.678-5",
+        "384.951.276-28",
+    ];
+    // Real documents of the sample with the planted sentence in the middle.
+    let base: Vec<String> = sample_lines()
+        .iter()
+        .take(2)
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let inject = |text: &str| {
+        let at = text[text.len() / 2..].find('\n').unwrap() + text.len() / 2;
+        format!("{}\n{planted}{}", &text[..at], &text[at..])
+    };
+    let doc = |id: &str, text: String| serde_json::json!({"id": id, "text": text}).to_string();
+    let lines = [
+        // detect_language: German.
+        doc(
+            "german",
+            "Die Nationalbibliothek wurde im Jahr 1813 gegründet und bewahrt seitdem \
+             Handschriften, Zeitungen und Bücher aus der ganzen Geschichte des Landes auf. \
+             Kontakt: juan.perez@example.cl, Telefon +56 9 8765 4321, RUT 12.345.678-5, CPF \
+             384.951.276-28. Die Forscher kommen aus allen Regionen des Landes."
+                .to_owned(),
+        ),
+        // filter_length: too short.
+        doc(
+            "short",
+            "Buenas tardes, les escribo desde Santiago para pedir información sobre la \
+             matrícula. Mi correo es juan.perez@example.cl y mi RUT es 12.345.678-5."
+                .to_owned(),
+        ),
+        // filter_quality: one line repeated.
+        doc(
+            "repeated",
+            format!(
+                "Les escribo desde Santiago para pedir información sobre la matrícula del \
+                 próximo año escolar. {planted}\n"
+            )
+            .repeat(12),
+        ),
+        // dedup_exact: the second copy; dedup_minhash: a near copy.
+        doc("first", inject(&base[0])),
+        doc("copy", inject(&base[0])),
+        doc("near", inject(&base[0]).replacen(" a ", " á ", 3)),
+        doc("other", inject(&base[1])),
+        // A record that is not a document: its error names no value either.
+        "{\"id\": \"broken\", \"text\": \"juan.perez@example.cl".to_owned(),
+    ];
+    s.write("in/planted.jsonl", (lines.join("\n") + "\n").as_bytes());
+    let run = s
+        .run(&["corpus", "run", "--input", "in", "--output", "out"])
+        .expect(1);
+
+    let stats = read_json(&s.path("out/stats.json"));
+    let step = |name: &str| {
+        stats["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let rejected = read_rejected(&s.path("out"));
+    for (id, name) in [
+        ("german", "detect_language"),
+        ("short", "filter_length"),
+        ("repeated", "filter_quality"),
+        ("copy", "dedup_exact"),
+        ("near", "dedup_minhash"),
+    ] {
+        let doc = rejected.iter().find(|d| d["id"] == id);
+        assert_eq!(
+            doc.map(|d| d["metadata"]["rejected"]["step"].clone()),
+            Some(name.into()),
+            "{id} is rejected by {name}: {}",
+            step(name)
+        );
+    }
+    for (path, text) in all_text_under(&s.path("out")) {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{secret} found in {path}");
+        }
+    }
+
+    // The anonymizer's work is counted by type: in the documents kept, and in those rejected
+    // before it reached them.
+    let anonymize = step("anonymize");
+    for kind in ["email", "cl_rut", "br_cpf", "phone"] {
+        // "first", "copy", "near" and "other" reach the anonymizer; german, short, repeated
+        // (12 times) do not.
+        assert_eq!(anonymize["findings"][kind], 4, "{kind}: {anonymize}");
+    }
+    assert_eq!(
+        anonymize["findings_in_rejected"]["email"],
+        1 + 1 + 12,
+        "{anonymize}"
+    );
+    assert!(run.stderr().contains("found "), "{}", run.stderr());
+    let card = std::fs::read_to_string(s.path("out/report.html")).unwrap();
+    assert!(card.contains("<h2>Personal data</h2>") && card.contains("cl_rut"));
 }

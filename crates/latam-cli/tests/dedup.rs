@@ -157,7 +157,11 @@ fn staged_tasks_give_the_one_process_result() {
         early.stderr()
     );
     let missing = s.run(&["dedup", "minhash", "cluster", "--work", "w"]);
-    assert_eq!(missing.code(), 1);
+    assert_eq!(
+        missing.code(),
+        2,
+        "an earlier stage to run first: a usage error"
+    );
     assert!(
         missing.stderr().contains("buckets stage"),
         "{}",
@@ -197,6 +201,122 @@ fn staged_tasks_give_the_one_process_result() {
         sorted(read_rejected(&s.path("whole"))),
         sorted(staged(read_rejected, ""))
     );
+}
+
+/// Signature tasks `0..tasks` over `input`, all started at once on the work directory `work`.
+fn signatures_at_once(s: &Scratch, input: &str, work: &str, tasks: usize) -> Vec<util::Run> {
+    let n = tasks.to_string();
+    let children: Vec<_> = (0..tasks)
+        .map(|t| {
+            let t = t.to_string();
+            s.command(&[
+                "dedup",
+                "minhash",
+                "signatures",
+                "minhash.toml",
+                "--input",
+                input,
+                "--work",
+                work,
+                "--task",
+                &t,
+                "--tasks",
+                &n,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| util::Run(c.wait_with_output().unwrap()))
+        .collect()
+}
+
+/// The clusters of a staged run whose signatures are in `work`.
+fn clusters_of(s: &Scratch, work: &str) -> (Value, Vec<Value>) {
+    s.run(&["dedup", "minhash", "buckets", "--work", work])
+        .expect(0);
+    let summary = s
+        .run(&["dedup", "minhash", "cluster", "--work", work])
+        .expect(0)
+        .stdout();
+    let members = util::read_jsonl(&s.path(&format!("{work}/clusters.jsonl")));
+    (serde_json::from_str(&summary).unwrap(), members)
+}
+
+#[test]
+fn tasks_started_together_on_a_new_work_directory_all_succeed_and_agree() {
+    let s = Scratch::new();
+    corpus(&s);
+    for round in 0..3 {
+        let work = format!("w{round}");
+        for (t, run) in signatures_at_once(&s, "in/", &work, 4)
+            .into_iter()
+            .enumerate()
+        {
+            run.expect(0);
+            let _ = t;
+        }
+        let names: Vec<String> = std::fs::read_dir(s.path(&work))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+        let (summary, _) = clusters_of(&s, &work);
+        assert_eq!(summary["to_remove"], 20, "round {round}");
+    }
+    // A task started with other settings on the same directory is refused, clearly.
+    s.write(
+        "other.toml",
+        b"[[steps]]\ntype = \"dedup_minhash\"\nbands = 10\n",
+    );
+    let run = s.run(&[
+        "dedup",
+        "minhash",
+        "signatures",
+        "other.toml",
+        "--input",
+        "in/",
+        "--work",
+        "w0",
+        "--task",
+        "0",
+        "--tasks",
+        "4",
+    ]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains("other settings"), "{}", run.stderr());
+}
+
+#[test]
+fn tasks_share_one_big_file_by_records() {
+    let s = Scratch::new();
+    corpus(&s);
+    // One file holding the whole corpus: eight tasks each sign a part of it.
+    let mut all = Vec::new();
+    for name in ["a", "b", "c"] {
+        all.extend(std::fs::read(s.path(&format!("in/{name}.jsonl"))).unwrap());
+    }
+    s.write("one/all.jsonl", &all);
+    let runs = signatures_at_once(&s, "one/all.jsonl", "w8", 8);
+    let mut signed = 0;
+    for run in runs {
+        let stderr = run.expect(0).stderr();
+        let n: u64 = stderr
+            .split(" signatures")
+            .next()
+            .and_then(|head| head.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{stderr}"));
+        assert!((5..=12).contains(&n), "each task signs a part: {stderr}");
+        signed += n;
+    }
+    assert_eq!(signed, 60, "every document once (20 + 30 + 10)");
+    let (summary, _) = clusters_of(&s, "w8");
+    assert_eq!(summary["to_remove"], 20);
 }
 
 #[test]

@@ -46,7 +46,8 @@ fn the_data_card_renders_offline_in_chromium() {
     for needle in [
         "Corpus data card",
         "Steps",
-        "Kept text by language",
+        "By language",
+        "Personal data",
         "By country",
         "By source",
         "Inputs",

@@ -149,6 +149,17 @@ impl Document {
         out.extend_from_slice(b"}\n");
     }
 
+    /// The document as a JSON object in its JSONL form: `id`, `text`, `metadata`, then the other
+    /// top-level fields.
+    pub fn into_record(self) -> Map<String, Value> {
+        let mut record = Map::with_capacity(3 + self.extra.len());
+        record.insert("id".into(), Value::String(self.id));
+        record.insert("text".into(), Value::String(self.text));
+        record.insert("metadata".into(), Value::Object(self.metadata));
+        record.extend(self.extra);
+        record
+    }
+
     /// A metadata field as a string, if it is one.
     pub fn meta_str(&self, key: &str) -> Option<&str> {
         self.metadata.get(key).and_then(Value::as_str)

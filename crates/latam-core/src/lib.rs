@@ -20,4 +20,4 @@ mod step;
 pub use document::{Document, DocumentError, FieldNames};
 pub use html::html_escape;
 pub use rng::Rng;
-pub use step::{CorpusStep, OrderedStep, Position, Step, Verdict, position};
+pub use step::{CorpusStep, OrderedStep, Position, Step, StepError, Tally, Verdict, position};

@@ -1,6 +1,9 @@
 //! Pipeline stages.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::Document;
 
@@ -21,11 +24,57 @@ impl Verdict {
     }
 }
 
+/// Counts of what a step found, by kind (the anonymizer: personal data by type, such as
+/// `email` or `cl_rut`). Counts only, never the values; `stats.json` lists them per step.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Tally(BTreeMap<String, u64>);
+
+impl Tally {
+    /// Counts `n` more of `kind`.
+    pub fn add(&mut self, kind: &str, n: u64) {
+        if let Some(count) = self.0.get_mut(kind) {
+            *count += n;
+        } else {
+            self.0.insert(kind.to_owned(), n);
+        }
+    }
+
+    /// Adds another tally's counts.
+    pub fn merge(&mut self, other: &Self) {
+        for (kind, n) in &other.0 {
+            self.add(kind, *n);
+        }
+    }
+
+    /// Whether nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The sum over kinds.
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    /// The counts, by kind in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.0.iter().map(|(k, n)| (k.as_str(), *n))
+    }
+}
+
 /// A step that looks at one document at a time: it may annotate or rewrite it, and keeps or
 /// rejects it. Steps run in parallel over batches, so they hold no mutable state.
 pub trait Step: Send + Sync {
     /// Processes one document.
     fn process(&self, doc: &mut Document) -> Verdict;
+
+    /// Processes one document and counts what it found into `tally`, by kind. The engine
+    /// calls this one; the default counts nothing.
+    fn process_tallied(&self, doc: &mut Document, tally: &mut Tally) -> Verdict {
+        let _ = tally;
+        self.process(doc)
+    }
 }
 
 impl<F> Step for F
@@ -59,6 +108,11 @@ pub fn position(input: u32, line: u64) -> Position {
     (u64::from(input) << 40) | (line & ((1 << 40) - 1))
 }
 
+/// The error of a corpus-wide step: the typed error of the crate that implements it
+/// (`latam_dedup::DedupError`, ...), boxed, so the engine reports it and a caller can
+/// downcast it to decide what to do.
+pub type StepError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A step that must see the whole corpus before it decides (near-duplicate clusters keep one
 /// document of each cluster, and the one kept learns its cluster's size). The engine runs it in
 /// two passes: a scan shows it a sketch of every document that reaches it, in corpus order; then
@@ -67,13 +121,13 @@ pub fn position(input: u32, line: u64) -> Position {
 pub trait CorpusStep: Send + Sync {
     /// Opens the work directory: `Ok(true)` when a finished plan was found there and loaded
     /// (no scan needed), `Ok(false)` when the step needs a scan.
-    fn open(&mut self, dir: &std::path::Path) -> std::io::Result<bool>;
+    fn open(&mut self, dir: &std::path::Path) -> Result<bool, StepError>;
     /// What the step keeps of a document, computed in parallel during the scan.
     fn sketch(&self, doc: &Document) -> Vec<u64>;
     /// Takes the sketch of the next document (its id too), in corpus order.
-    fn observe(&mut self, at: Position, id: &str, sketch: Vec<u64>) -> std::io::Result<()>;
+    fn observe(&mut self, at: Position, id: &str, sketch: Vec<u64>) -> Result<(), StepError>;
     /// After the scan: decides, and saves the plan under the work directory.
-    fn plan(&mut self) -> std::io::Result<()>;
+    fn plan(&mut self) -> Result<(), StepError>;
     /// The final pass, in parallel: the verdict on the document at `at`, which the step may
     /// annotate or rewrite.
     fn apply(&self, doc: &mut Document, at: Position) -> Verdict;

@@ -13,6 +13,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::DedupError;
 use crate::minhash::shingles::{shingle_hashes, word_hashes};
 
 /// One benchmark to decontaminate against.
@@ -74,15 +75,17 @@ const SEED: u64 = 0x1ec0;
 
 impl DecontaminateConfig {
     /// Reads the benchmarks and indexes their n-grams.
-    pub fn build(&self) -> Result<Decontaminate, String> {
+    pub fn build(&self) -> Result<Decontaminate, DedupError> {
         if self.benchmarks.is_empty() {
-            return Err("no benchmarks: add [[steps.benchmarks]] with name, task and paths".into());
+            return Err(DedupError::Config(
+                "no benchmarks: add [[steps.benchmarks]] with name, task and paths".into(),
+            ));
         }
         if self.n == 0 || self.min_words == 0 || self.min_words > self.n {
-            return Err(format!(
+            return Err(DedupError::Config(format!(
                 "n ({}) and min_words ({}) must be positive with min_words <= n",
                 self.n, self.min_words
-            ));
+            )));
         }
         let mut step = Decontaminate {
             names: Vec::new(),
@@ -96,8 +99,8 @@ impl DecontaminateConfig {
         for (b, bench) in self.benchmarks.iter().enumerate() {
             step.names.push(bench.name.clone());
             let (mut items, mut short, mut skipped) = (0usize, 0usize, Skipped::default());
-            for path in data_files(&bench.paths).map_err(|e| e.to_string())? {
-                let rows = read_rows(&path).map_err(|e| e.to_string())?;
+            for path in data_files(&bench.paths)? {
+                let rows = read_rows(&path)?;
                 for example in examples(bench.task, &path, &rows, &mut skipped) {
                     for (field, text) in texts(&example.item, self.answers) {
                         words.clear();

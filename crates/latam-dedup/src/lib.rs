@@ -20,11 +20,13 @@
 //! ```
 
 mod decontaminate;
+mod error;
 mod exact;
 pub mod minhash;
 mod paragraph;
 
 pub use decontaminate::{BenchmarkRef, Decontaminate, DecontaminateConfig};
+pub use error::DedupError;
 pub use exact::{DedupExact, DedupExactConfig};
 pub use minhash::{DedupMinhash, DedupMinhashConfig};
 pub use paragraph::{

@@ -3,14 +3,17 @@
 //! documents left too short are rejected. The memory is an exact set of line hashes, or a
 //! Bloom filter of fixed size whose false-positive rate is reported.
 
-use std::io::{self, BufRead, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use latam_core::{CorpusStep, Document, Position, Verdict};
+use latam_core::{CorpusStep, Document, Position, StepError, Verdict};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use xxhash_rust::xxh3::xxh3_64;
+
+use crate::DedupError;
+use crate::error::{at, corrupt};
 
 /// How lines seen are remembered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,20 +62,20 @@ impl Default for DedupParagraphConfig {
 
 impl DedupParagraphConfig {
     /// Checks the settings and builds the step.
-    pub fn build(&self) -> Result<DedupParagraph, String> {
+    pub fn build(&self) -> Result<DedupParagraph, DedupError> {
+        let invalid = |message: &str| Err(DedupError::Config(message.to_owned()));
         if self.max_copies == 0 {
-            return Err("`max_copies` must be at least 1".into());
+            return invalid("`max_copies` must be at least 1");
         }
         if self.memory == LineMemory::Bloom {
             if self.max_copies != 1 {
-                return Err(
-                    "`memory = \"bloom\"` remembers only whether a line was seen: \
-                            set `max_copies = 1`, or use `memory = \"exact\"`"
-                        .into(),
+                return invalid(
+                    "`memory = \"bloom\"` remembers only whether a line was seen: set \
+                     `max_copies = 1`, or use `memory = \"exact\"`",
                 );
             }
             if self.bloom_mb == 0 || self.expected_lines == 0 {
-                return Err("`bloom_mb` and `expected_lines` must be at least 1".into());
+                return invalid("`bloom_mb` and `expected_lines` must be at least 1");
             }
         }
         Ok(DedupParagraph {
@@ -260,18 +263,19 @@ impl DedupParagraph {
 }
 
 impl CorpusStep for DedupParagraph {
-    fn open(&mut self, dir: &Path) -> io::Result<bool> {
+    fn open(&mut self, dir: &Path) -> Result<bool, StepError> {
         dir.clone_into(&mut self.dir);
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(at(dir))?;
         let path = self.plan_path();
         if !path.exists() {
             return Ok(false);
         }
-        let file = std::io::BufReader::new(std::fs::File::open(&path)?);
+        let file = std::io::BufReader::new(std::fs::File::open(&path).map_err(at(&path))?);
         for (n, line) in file.lines().enumerate() {
-            let (at, lines): (Position, Vec<u32>) = serde_json::from_str(&line?)
-                .map_err(|e| io::Error::other(format!("{}:{}: {e}", path.display(), n + 1)))?;
-            self.drops.insert(at, lines);
+            let line = line.map_err(at(&path))?;
+            let (pos, lines): (Position, Vec<u32>) = serde_json::from_str(&line)
+                .map_err(|e| corrupt(&path, format!("line {}: {e}", n + 1)))?;
+            self.drops.insert(pos, lines);
         }
         Ok(true)
     }
@@ -280,7 +284,7 @@ impl CorpusStep for DedupParagraph {
         self.line_hashes(&doc.text)
     }
 
-    fn observe(&mut self, at: Position, _id: &str, sketch: Vec<u64>) -> io::Result<()> {
+    fn observe(&mut self, at: Position, _id: &str, sketch: Vec<u64>) -> Result<(), StepError> {
         let mut dropped = Vec::new();
         for (i, &hash) in sketch.iter().enumerate() {
             if hash == SKIP {
@@ -299,7 +303,7 @@ impl CorpusStep for DedupParagraph {
         Ok(())
     }
 
-    fn plan(&mut self) -> io::Result<()> {
+    fn plan(&mut self) -> Result<(), StepError> {
         if let Seen::Bloom(bloom) = &self.seen {
             let summary = BloomSummary {
                 bits: bloom.bit_len(),
@@ -318,17 +322,18 @@ impl CorpusStep for DedupParagraph {
         self.seen = Seen::new(&self.config);
         let mut positions: Vec<&Position> = self.drops.keys().collect();
         positions.sort_unstable();
-        let mut out = latam_io::AtomicFile::create(&self.plan_path())
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        for at in positions {
-            serde_json::to_writer(&mut out, &(at, &self.drops[at]))?;
-            out.write_all(b"\n")?;
+        let path = self.plan_path();
+        let mut out = latam_io::AtomicFile::create(&path).map_err(DedupError::from)?;
+        for pos in positions {
+            serde_json::to_writer(&mut out, &(pos, &self.drops[pos]))
+                .map_err(|e| at(&path)(e.into()))?;
+            out.write_all(b"\n").map_err(at(&path))?;
         }
         let json = serde_json::to_vec_pretty(&self.summary).expect("plain data");
         latam_io::write_atomic(&self.dir.join("paragraphs.json"), &json)
-            .map_err(|e| io::Error::other(e.to_string()))?;
+            .map_err(DedupError::from)?;
         // The plan file last: it marks the scan finished.
-        out.commit().map_err(|e| io::Error::other(e.to_string()))
+        Ok(out.commit().map_err(DedupError::from)?)
     }
 
     fn apply(&self, doc: &mut Document, at: Position) -> Verdict {

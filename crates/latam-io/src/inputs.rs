@@ -68,6 +68,8 @@ pub enum Source {
     Path(PathBuf),
     /// Bytes built into the program (the bundled sample corpus).
     Memory(&'static [u8]),
+    /// Standard input: JSONL, plain or compressed (gzip and zstd are told by their magic bytes).
+    Stdin,
 }
 
 /// One input file.
@@ -85,6 +87,9 @@ pub struct InputFile {
     pub modified: u64,
     /// The document id of a text file: its path relative to the directory it was found in.
     pub text_id: String,
+    /// Only the records of these lines (rows), when a task reads part of the file (see
+    /// [`crate::task_inputs`]); `None` for the whole file.
+    pub lines: Option<std::ops::Range<u64>>,
 }
 
 impl InputFile {
@@ -97,6 +102,28 @@ impl InputFile {
             size: bytes.len() as u64,
             modified: 0,
             text_id: name.to_owned(),
+            lines: None,
+        }
+    }
+
+    /// Standard input, read as JSONL (plain, gzip or zstd).
+    pub fn stdin() -> Self {
+        Self {
+            name: "stdin".to_owned(),
+            source: Source::Stdin,
+            format: Format::Jsonl(Compression::None),
+            size: 0,
+            modified: 0,
+            text_id: "stdin".to_owned(),
+            lines: None,
+        }
+    }
+
+    /// The file on disk, if it is one.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.source {
+            Source::Path(path) => Some(path),
+            Source::Memory(_) | Source::Stdin => None,
         }
     }
 
@@ -123,6 +150,7 @@ impl InputFile {
             size: meta.len(),
             modified,
             text_id,
+            lines: None,
         })
     }
 }
@@ -131,13 +159,22 @@ impl InputFile {
 ///
 /// Directories are walked recursively and contribute the files whose format their name tells
 /// (other files are skipped); their files, like a glob's matches, come in sorted order. The
-/// specifications keep the order they were given in. A path that does not exist, a glob that
-/// matches nothing and a named file of unknown format are errors.
+/// specifications keep the order they were given in; `-` is standard input (JSONL, plain or
+/// compressed), at most once. A path that does not exist, a glob that matches nothing and a
+/// named file of unknown format are errors.
 pub fn resolve_inputs(specs: &[String]) -> Result<Vec<InputFile>, IoError> {
     let mut files = Vec::new();
     for spec in specs {
         let path = Path::new(spec);
-        if path.is_dir() {
+        if spec == "-" {
+            if files
+                .iter()
+                .any(|f: &InputFile| matches!(f.source, Source::Stdin))
+            {
+                return Err(IoError::StdinTwice);
+            }
+            files.push(InputFile::stdin());
+        } else if path.is_dir() {
             let mut found = Vec::new();
             for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
                 let entry = entry.map_err(|e| {

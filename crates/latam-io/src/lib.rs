@@ -22,13 +22,15 @@ mod hash;
 mod inputs;
 mod parquet_io;
 mod reader;
+mod tasks;
 mod writer;
 
-pub use atomic::{AtomicFile, write_atomic};
+pub use atomic::{AtomicFile, create_new, write_atomic};
 pub use hash::{hex, sha256_file};
 pub use inputs::{Compression, Format, InputFile, Source, resolve_inputs};
 pub use reader::{ReadOptions, Record, RecordKind, RecordReader};
-pub use writer::{OutputFormat, PartWriter, encode_jsonl_block};
+pub use tasks::{describe_lines, task_inputs};
+pub use writer::{OutputFormat, PartWriter, compress_block, encode_jsonl_block};
 
 use std::path::PathBuf;
 
@@ -38,6 +40,9 @@ pub enum IoError {
     /// An input path that does not exist.
     #[error("input `{0}` does not exist")]
     NotFound(String),
+    /// Standard input (`-`) named twice among the inputs.
+    #[error("standard input (`-`) can be read once only")]
+    StdinTwice,
     /// A glob that matched no file.
     #[error("the pattern `{0}` matches no file")]
     NoMatch(String),
@@ -55,6 +60,12 @@ pub enum IoError {
          .zst), .parquet, .txt or .md"
     )]
     UnknownFormat(PathBuf),
+    /// An output file whose format cannot be told from its name.
+    #[error(
+        "cannot tell the output format of `{0}`: name it .jsonl (optionally .gz or .zst) or \
+         .parquet"
+    )]
+    UnknownOutputFormat(PathBuf),
     /// An operating-system error on a path.
     #[error("{path}: {source}")]
     Os {

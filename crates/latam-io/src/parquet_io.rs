@@ -58,6 +58,16 @@ impl ParquetRows {
     }
 }
 
+/// The rows of a Parquet file, from its footer.
+pub(crate) fn row_count(path: &Path) -> Result<u64, crate::IoError> {
+    let file = File::open(path).map_err(|e| crate::IoError::os(path, e))?;
+    let reader = SerializedFileReader::new(file).map_err(|source| crate::IoError::Parquet {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(reader.metadata().file_metadata().num_rows().max(0) as u64)
+}
+
 const SCHEMA: &str = "message document {
     required binary id (STRING);
     required binary text (STRING);

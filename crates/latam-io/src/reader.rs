@@ -88,6 +88,7 @@ pub struct RecordReader {
     hash: Arc<Mutex<Sha256>>,
     hashed: bool,
     stored: Arc<AtomicU64>,
+    lines: Option<std::ops::Range<u64>>,
 }
 
 impl RecordReader {
@@ -97,7 +98,7 @@ impl RecordReader {
         let stored = Arc::new(AtomicU64::new(0));
         // A zero-byte file is an empty input, whatever its compression says.
         let inner = match open_inner(input, &hash, &stored) {
-            _ if input.size == 0 => Inner::Done,
+            _ if input.size == 0 && !matches!(input.source, Source::Stdin) => Inner::Done,
             Ok(inner) => inner,
             Err(message) => Inner::Failed(message),
         };
@@ -108,8 +109,10 @@ impl RecordReader {
             line: 0,
             buf: Vec::new(),
             hash,
-            hashed: input.format != Format::Parquet,
+            // The hash of a part of a file would pass for the whole file's.
+            hashed: input.format != Format::Parquet && input.lines.is_none(),
             stored,
+            lines: input.lines.clone(),
         }
     }
 
@@ -187,7 +190,27 @@ impl RecordReader {
 impl Iterator for RecordReader {
     type Item = Record;
 
+    /// The next record of the file, or of its line range: records before the range are read
+    /// and skipped, and the reader stops at the range's end.
     fn next(&mut self) -> Option<Record> {
+        let Some(lines) = self.lines.clone() else {
+            return self.next_record();
+        };
+        loop {
+            let record = self.next_record()?;
+            if record.line >= lines.end {
+                self.inner = Inner::Done;
+                return None;
+            }
+            if record.line >= lines.start {
+                return Some(record);
+            }
+        }
+    }
+}
+
+impl RecordReader {
+    fn next_record(&mut self) -> Option<Record> {
         match &mut self.inner {
             Inner::Done => None,
             Inner::Failed(message) => {
@@ -258,22 +281,31 @@ fn open_inner(
     if input.format == Format::Parquet {
         return match &input.source {
             Source::Path(path) => ParquetRows::open(path).map(Inner::Parquet),
-            Source::Memory(_) => Err("built-in Parquet inputs are not supported".into()),
+            Source::Memory(_) | Source::Stdin => {
+                Err("Parquet is read from files only, not from memory or stdin".into())
+            }
         };
     }
-    let raw: Box<dyn Read + Send> = match &input.source {
+    let source: Box<dyn Read + Send> = match &input.source {
         Source::Path(path) => Box::new(File::open(path).map_err(|e| format!("cannot open: {e}"))?),
         Source::Memory(bytes) => Box::new(Cursor::new(*bytes)),
+        Source::Stdin => Box::new(std::io::stdin()),
     };
-    let raw = BufReader::with_capacity(
-        1 << 20,
-        Hashing {
-            inner: raw,
-            state: Arc::clone(hash),
-            count: Arc::clone(stored),
-        },
-    );
-    Ok(match input.format {
+    let mut hashing = Hashing {
+        inner: source,
+        state: Arc::clone(hash),
+        count: Arc::clone(stored),
+    };
+    let (format, raw): (Format, Box<dyn Read + Send>) = match input.source {
+        Source::Stdin => {
+            let magic = read_prefix(&mut hashing).map_err(|e| format!("read error: {e}"))?;
+            let format = Format::Jsonl(sniff_compression(&magic));
+            (format, Box::new(Cursor::new(magic).chain(hashing)))
+        }
+        _ => (input.format, Box::new(hashing)),
+    };
+    let raw = BufReader::with_capacity(1 << 20, raw);
+    Ok(match format {
         Format::Jsonl(compression) => {
             let reader: Box<dyn BufRead + Send> = match compression {
                 Compression::None => Box::new(raw),
@@ -295,6 +327,22 @@ fn open_inner(
         Format::Text => Inner::Text(Box::new(raw)),
         Format::Parquet => unreachable!("handled above"),
     })
+}
+
+/// The first bytes of a stream (up to 4, fewer only at its end), to tell its compression.
+fn read_prefix(reader: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut prefix = Vec::with_capacity(4);
+    reader.take(4).read_to_end(&mut prefix)?;
+    Ok(prefix)
+}
+
+/// The compression of a stream, told by its first bytes (gzip `1f 8b`, zstd `28 b5 2f fd`).
+fn sniff_compression(magic: &[u8]) -> Compression {
+    match magic {
+        [0x1f, 0x8b, ..] => Compression::Gzip,
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+        _ => Compression::None,
+    }
 }
 
 enum LineRead {

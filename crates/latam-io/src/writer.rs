@@ -7,7 +7,7 @@ use latam_core::Document;
 use serde::{Deserialize, Serialize};
 
 use crate::parquet_io::ParquetPart;
-use crate::{AtomicFile, Compression, IoError};
+use crate::{AtomicFile, Compression, Format, IoError};
 
 /// The format of output parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +17,18 @@ pub enum OutputFormat {
     Jsonl,
     /// Parquet with `id`, `text`, `metadata` and `extra` string columns (zstd inside).
     Parquet,
+}
+
+impl OutputFormat {
+    /// The format and compression a file name asks for: `.jsonl`, `.json` or `.ndjson`
+    /// (optionally `.gz` or `.zst`), or `.parquet`.
+    pub fn from_path(path: &Path) -> Result<(Self, Compression), IoError> {
+        match Format::from_path(path) {
+            Some(Format::Jsonl(compression)) => Ok((Self::Jsonl, compression)),
+            Some(Format::Parquet) => Ok((Self::Parquet, Compression::None)),
+            Some(Format::Text) | None => Err(IoError::UnknownOutputFormat(path.to_owned())),
+        }
+    }
 }
 
 /// Encodes documents as one self-contained block of a JSONL part: plain lines, one gzip
@@ -30,6 +42,11 @@ pub fn encode_jsonl_block<'a>(
     for doc in docs {
         doc.write_json_line(&mut lines);
     }
+    compress_block(lines, compression)
+}
+
+/// Compresses JSONL lines as one self-contained block (see [`encode_jsonl_block`]).
+pub fn compress_block(lines: Vec<u8>, compression: Compression) -> Result<Vec<u8>, std::io::Error> {
     match compression {
         Compression::None => Ok(lines),
         Compression::Gzip => {

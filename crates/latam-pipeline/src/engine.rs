@@ -16,7 +16,8 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -59,6 +60,10 @@ pub struct RunOptions {
     /// Work directories of corpus-wide steps, by step name, instead of
     /// `OUT/.latam/steps/<name>/` (a staged filter task points at the clusters of its run).
     pub step_dirs: BTreeMap<String, PathBuf>,
+    /// When this flag is set (by a Ctrl-C handler), the run stops reading, drops the shard it
+    /// was writing (no temp file is left) and ends with [`PipelineError::Interrupted`]; the
+    /// same command resumes it.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl RunOptions {
@@ -72,6 +77,7 @@ impl RunOptions {
             command: Vec::new(),
             first_input: 0,
             step_dirs: BTreeMap::new(),
+            interrupt: None,
         }
     }
 }
@@ -94,9 +100,12 @@ pub struct InputSummary {
     pub name: String,
     /// Stored size in bytes.
     pub size: u64,
-    /// SHA-256 of the stored bytes (absent for Parquet).
+    /// SHA-256 of the stored bytes (absent for Parquet and for part of a file).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The lines read, when a task read part of the file (`1..5000`, `5000..`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<String>,
 }
 
 /// What a finished run reports.
@@ -120,7 +129,12 @@ pub struct RunSummary {
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Fate {
     Alive,
-    Rejected { step: usize },
+    /// Rejected by `step`; `redacted` once the pipeline's anonymizer has run over it (see
+    /// [`Context::redact_rejected`]).
+    Rejected {
+        step: usize,
+        redacted: bool,
+    },
 }
 
 impl Fate {
@@ -128,7 +142,7 @@ impl Fate {
     pub(crate) fn target(&self) -> Option<usize> {
         match self {
             Self::Alive => None,
-            Self::Rejected { step } => Some(*step),
+            Self::Rejected { step, .. } => Some(*step),
         }
     }
 }
@@ -274,6 +288,9 @@ pub fn run(
     });
     let (shards, inputs) = result?;
     progress.finish();
+    if is_set(context.interrupt) {
+        return Err(PipelineError::Interrupted);
+    }
     let shards = shards.max(finished);
     let timing = Timing {
         elapsed: started.elapsed(),
@@ -351,6 +368,7 @@ pub(crate) fn read_inputs(
     skip_shards: usize,
     tx: &Sender<RawBatch>,
     consumed: &AtomicU64,
+    interrupt: Option<&AtomicBool>,
 ) -> Vec<InputSummary> {
     let mut summaries = Vec::with_capacity(inputs.len());
     let mut shard = 0;
@@ -362,6 +380,7 @@ pub(crate) fn read_inputs(
         skip_shards,
         open: true,
         sent_any: false,
+        interrupt,
     };
     for (index, input) in inputs.iter().enumerate() {
         let mut reader = RecordReader::open(input, options);
@@ -397,6 +416,7 @@ pub(crate) fn read_inputs(
             name: input.name.clone(),
             size: input.size,
             sha256: reader.sha256(),
+            lines: input.lines.as_ref().map(latam_io::describe_lines),
         });
     }
     if !batch.is_empty() || !out.sent_any {
@@ -405,17 +425,20 @@ pub(crate) fn read_inputs(
     summaries
 }
 
-/// Sends the batches of unfinished shards; those of finished ones are only counted.
+/// Sends the batches of unfinished shards; those of finished ones are only counted. Once
+/// interrupted, it sends nothing more, so the shard under way is never completed.
 struct BatchSender<'a> {
     tx: &'a Sender<RawBatch>,
     skip_shards: usize,
     open: bool,
     sent_any: bool,
+    interrupt: Option<&'a AtomicBool>,
 }
 
 impl BatchSender<'_> {
     fn send(&mut self, records: Vec<(u32, Record)>, shard: usize, last_in_shard: bool) {
         self.sent_any = true;
+        self.open &= !is_set(self.interrupt);
         if self.open && shard >= self.skip_shards {
             self.open = self
                 .tx
@@ -429,6 +452,11 @@ impl BatchSender<'_> {
     }
 }
 
+/// Whether an interrupt flag is set.
+pub(crate) fn is_set(flag: Option<&AtomicBool>) -> bool {
+    flag.is_some_and(|f| f.load(Ordering::Relaxed))
+}
+
 /// What the workers share.
 pub(crate) struct Context<'a> {
     pub pool: &'a rayon::ThreadPool,
@@ -438,6 +466,10 @@ pub(crate) struct Context<'a> {
     pub first_input: u32,
     pub fields: &'a FieldNames,
     pub output: &'a OutputConfig,
+    /// The first `anonymize` step: documents rejected before it are redacted by it too.
+    pub anonymizer: Option<usize>,
+    /// Set by Ctrl-C: the reader stops and the run ends without finishing its shard.
+    pub interrupt: Option<&'a AtomicBool>,
 }
 
 impl<'a> Context<'a> {
@@ -456,7 +488,45 @@ impl<'a> Context<'a> {
             first_input: options.first_input,
             fields,
             output: &config.output,
+            anonymizer: config
+                .steps
+                .iter()
+                .position(|s| matches!(s, crate::config::StepConfig::Anonymize(_))),
+            interrupt: options.interrupt.as_deref(),
         }
+    }
+
+    /// Runs the anonymizer over the documents of a wave rejected before it reached them, so
+    /// that `rejected/` holds no more personal data than `documents/` (and nor does the spool).
+    /// Counts what it finds as the anonymizer's `findings_in_rejected`. Only `stages` that are
+    /// present are used: a scan that stops before the anonymizer leaves the work to a later
+    /// pass.
+    pub(crate) fn redact_rejected(&self, wave: &mut [Batch], stages: &[Stage]) {
+        let Some(a) = self.anonymizer.filter(|_| self.output.write_rejected) else {
+            return;
+        };
+        let Some(Stage::Map(anonymizer)) = stages.get(a) else {
+            return;
+        };
+        self.pool.install(|| {
+            wave.par_iter_mut().for_each(|batch| {
+                let mut tally = std::mem::take(&mut batch.stats.steps[a].findings_in_rejected);
+                for slot in &mut batch.slots {
+                    if let Slot::Doc {
+                        doc,
+                        fate: Fate::Rejected { step, redacted },
+                        ..
+                    } = slot
+                        && *step < a
+                        && !*redacted
+                    {
+                        anonymizer.process_tallied(doc, &mut tally);
+                        *redacted = true;
+                    }
+                }
+                batch.stats.steps[a].findings_in_rejected = tally;
+            });
+        });
     }
 
     /// Parses the records of a batch, or decodes a spooled one (in a worker).
@@ -495,6 +565,7 @@ impl<'a> Context<'a> {
                         doc.id = format!("{}:{}", input.text_id, record.line);
                     }
                     let read_bytes = doc.text.len() as u64;
+                    stats.count_read(&doc);
                     slots.push(Slot::Doc {
                         doc,
                         at: position(self.first_input + index, record.line),
@@ -521,7 +592,11 @@ impl<'a> Context<'a> {
             let t = Instant::now();
             match &stages[step] {
                 Stage::Map(stage) => {
-                    decide_live(batch, step, &self.names[step], |doc, _| stage.process(doc));
+                    let mut tally = std::mem::take(&mut batch.stats.steps[step].findings);
+                    decide_live(batch, step, &self.names[step], |doc, _| {
+                        stage.process_tallied(doc, &mut tally)
+                    });
+                    batch.stats.steps[step].findings = tally;
                 }
                 Stage::Corpus(stage) => {
                     decide_live(batch, step, &self.names[step], |doc, at| {
@@ -648,6 +723,7 @@ impl<'a> Context<'a> {
             let mut wave = wave?;
             let end = stages.len();
             self.run_steps(&mut wave, stages, start..end, &mut shard_keys);
+            self.redact_rejected(&mut wave, stages);
             for batch in &mut wave {
                 for slot in &batch.slots {
                     if let Slot::Doc {
@@ -776,7 +852,10 @@ fn reject(doc: &mut Document, fate: &mut Fate, step: usize, name: &str, reason: 
     rejected.insert("reason".into(), Value::from(reason));
     doc.metadata
         .insert("rejected".into(), Value::Object(rejected));
-    *fate = Fate::Rejected { step };
+    *fate = Fate::Rejected {
+        step,
+        redacted: false,
+    };
 }
 
 fn record_verdict(stats: &mut RunStats, step: usize, verdict: &Verdict) {
@@ -788,5 +867,40 @@ fn record_verdict(stats: &mut RunStats, step: usize, verdict: &Verdict) {
             s.dropped += 1;
             *s.dropped_by_reason.entry(reason.to_string()).or_default() += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use latam_io::{Compression, Format};
+
+    use super::*;
+
+    #[test]
+    fn documents_are_counted_as_read_before_any_step() {
+        let config = PipelineConfig::from_toml("[[steps]]\ntype = \"normalize\"\n", "test")
+            .expect("a valid pipeline");
+        let input = InputFile::in_memory(
+            "in.jsonl",
+            Format::Jsonl(Compression::None),
+            b"{\"text\": \"uno\"}\nnot json\n{\"text\": \"dos\"}\n{\"id\": \"no text\"}\n",
+        );
+        let options = RunOptions::new(vec![input.clone()], "unused");
+        let pool = worker_pool(1).unwrap();
+        let (names, ids) = (config.step_names(), step_ids(&config));
+        let fields = FieldNames::default();
+        let context = Context::new(&pool, (&names, &ids), &fields, &config, &options);
+        let records = RecordReader::open(&input, &ReadOptions::default())
+            .map(|r| (0, r))
+            .collect();
+        let (slots, stats) = context.parse_records(records);
+        assert_eq!(slots.len(), 4);
+        assert_eq!(
+            stats.documents.read, 2,
+            "two documents, two unreadable records"
+        );
+        assert_eq!(stats.documents.errors, 2);
+        assert_eq!(stats.bytes.read, 6);
+        assert_eq!(stats.steps[0].input, 0, "no step has run yet");
     }
 }

@@ -37,7 +37,7 @@ pub use config::{DEFAULT_PIPELINE, InputConfig, OutputConfig, PipelineConfig, St
 pub use engine::{ErrorRecord, InputSummary, RunOptions, RunSummary, run};
 pub use scan::scan_step;
 pub use stats::{ByteTotals, DocumentTotals, GroupCounts, RunStats, StepStats};
-pub use steps::{FilterMetadata, FilterMetadataConfig};
+pub use steps::{FilterMetadata, FilterMetadataConfig, FilterMetadataError};
 
 /// Errors that stop a run (unreadable records do not: they go to `errors.jsonl`).
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,15 @@ pub enum PipelineError {
         step: String,
         /// What is wrong.
         message: String,
+    },
+    /// A corpus-wide step that failed in its work directory; the source is the step's own
+    /// typed error (`latam_dedup::DedupError`), to tell a wrong setup from an I/O failure.
+    #[error("step `{step}`: {source}")]
+    CorpusStep {
+        /// The step's name.
+        step: String,
+        /// What went wrong.
+        source: latam_core::StepError,
     },
     /// An output directory that holds something else.
     #[error("{path}: {reason}; pass --overwrite to replace it, or choose another --output")]
@@ -80,6 +89,23 @@ pub enum PipelineError {
     /// A failure inside the engine.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The run was interrupted (Ctrl-C); the shards finished so far are kept.
+    #[error("interrupted; run the same command again to resume where it stopped")]
+    Interrupted,
+}
+
+/// A size in the unit that shows it best: `812 B`, `4.2 kB`, `4.6 MB`, `1.23 GB` (SI units).
+pub fn human_size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if bytes < 1000 {
+        format!("{bytes} B")
+    } else if b < 1e6 {
+        format!("{:.1} kB", b / 1e3)
+    } else if b < 1e9 {
+        format!("{:.1} MB", b / 1e6)
+    } else {
+        format!("{:.2} GB", b / 1e9)
+    }
 }
 
 /// Where a run stands, reported after every wave of batches.

@@ -1,6 +1,7 @@
 //! `report.html`: the data card of a run, one self-contained page (inline CSS and SVG charts,
 //! no JavaScript, no network), readable offline.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde_json::Value;
@@ -10,6 +11,8 @@ use crate::stats::{GroupCounts, RunStats};
 const COLORS: [&str; 2] = ["#9db4d6", "#1f5fa8"];
 
 use latam_core::html_escape as esc;
+
+use crate::human_size as size;
 
 /// Thousands separated with thin spaces: 1 234 567.
 fn num(n: u64) -> String {
@@ -22,10 +25,6 @@ fn num(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 /// A horizontal bar chart: one row per label, one bar per series (drawn over each other,
@@ -95,7 +94,7 @@ fn bar_chart(rows: &[(String, Vec<u64>)], series: &[&str], unit: fn(u64) -> Stri
     svg
 }
 
-fn group_section(title: &str, groups: &std::collections::BTreeMap<String, GroupCounts>) -> String {
+fn group_section(title: &str, groups: &BTreeMap<String, GroupCounts>) -> String {
     let mut rows: Vec<_> = groups.iter().collect();
     rows.sort_by(|a, b| b.1.read.cmp(&a.1.read).then(a.0.cmp(b.0)));
     let docs: Vec<(String, Vec<u64>)> = rows
@@ -110,7 +109,7 @@ fn group_section(title: &str, groups: &std::collections::BTreeMap<String, GroupC
         "<section><h2>{}</h2><h3>Documents</h3>{}<h3>Text</h3>{}</section>",
         esc(title),
         bar_chart(&docs, &["read", "kept"], num),
-        bar_chart(&bytes, &["read", "kept"], mb)
+        bar_chart(&bytes, &["read", "kept"], size)
     )
 }
 
@@ -158,6 +157,62 @@ fn steps_section(stats: &RunStats) -> String {
     html
 }
 
+/// What the anonymizer redacted, by type: counts only, never a value.
+fn personal_data_section(stats: &RunStats) -> String {
+    let steps: Vec<_> = stats
+        .steps
+        .iter()
+        .filter(|s| s.kind == "anonymize")
+        .collect();
+    if steps.is_empty() {
+        return "<section><h2>Personal data</h2><p class=\"muted\">This pipeline has no \
+                <code>anonymize</code> step: personal data was not looked for.</p></section>"
+            .into();
+    }
+    let mut html = String::from(
+        "<section><h2>Personal data</h2><p>Redacted by the anonymizer, by type (counts only). \
+         Documents rejected before the anonymizer reached them are redacted too before they \
+         are written to <code>rejected/</code>.</p>",
+    );
+    for step in steps {
+        let mut kinds: BTreeMap<&str, [u64; 2]> = BTreeMap::new();
+        for (kind, n) in step.findings.iter() {
+            kinds.entry(kind).or_default()[0] += n;
+        }
+        for (kind, n) in step.findings_in_rejected.iter() {
+            kinds.entry(kind).or_default()[1] += n;
+        }
+        let mut rows: Vec<_> = kinds.into_iter().collect();
+        rows.sort_by(|a, b| (b.1[0] + b.1[1]).cmp(&(a.1[0] + a.1[1])).then(a.0.cmp(b.0)));
+        let _ = write!(
+            html,
+            "<h3>{}: {} in kept documents, {} in rejected ones</h3>",
+            esc(&step.name),
+            num(step.findings.total()),
+            num(step.findings_in_rejected.total())
+        );
+        if rows.is_empty() {
+            html.push_str("<p class=\"muted\">nothing found</p>");
+            continue;
+        }
+        html.push_str(
+            "<table><tr><th>type</th><th>in kept documents</th><th>in rejected documents</th></tr>",
+        );
+        for (kind, [kept, rejected]) in rows {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                esc(kind),
+                num(kept),
+                num(rejected)
+            );
+        }
+        html.push_str("</table>");
+    }
+    html.push_str("</section>");
+    html
+}
+
 /// Inputs with their hashes, and the output parts.
 fn files_section(manifest: &Value) -> String {
     let mut html = String::new();
@@ -169,7 +224,7 @@ fn files_section(manifest: &Value) -> String {
             html,
             "<tr><td>{}</td><td class=\"n\">{}</td><td><code>{}</code></td></tr>",
             esc(input["name"].as_str().unwrap_or("")),
-            mb(input["size"].as_u64().unwrap_or(0)),
+            size(input["size"].as_u64().unwrap_or(0)),
             esc(input["sha256"].as_str().unwrap_or("—"))
         );
     }
@@ -182,7 +237,7 @@ fn files_section(manifest: &Value) -> String {
             "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             esc(output["path"].as_str().unwrap_or("")),
             num(output["documents"].as_u64().unwrap_or(0)),
-            mb(output["size"].as_u64().unwrap_or(0))
+            size(output["size"].as_u64().unwrap_or(0))
         );
     }
     html.push_str("</table></section>");
@@ -218,9 +273,9 @@ pub(crate) fn render(stats: &RunStats, manifest: &Value, errors: usize) -> Strin
         "<div class=\"cards\"><div class=\"card\">read<b>{}</b>{}</div><div class=\"card\">kept<b>{}</b>{}</div>\
          <div class=\"card\">rejected<b>{}</b>{:.1}%</div><div class=\"card\">unreadable records<b>{}</b>see errors.jsonl</div></div>",
         num(d.read),
-        mb(stats.bytes.read),
+        size(stats.bytes.read),
         num(d.kept),
-        mb(stats.bytes.kept),
+        size(stats.bytes.kept),
         num(d.rejected),
         if d.read > 0 {
             d.rejected as f64 * 100.0 / d.read as f64
@@ -232,24 +287,13 @@ pub(crate) fn render(stats: &RunStats, manifest: &Value, errors: usize) -> Strin
 
     html.push_str(&steps_section(stats));
 
-    let mut kept_languages: Vec<(String, Vec<u64>)> = stats
-        .by_language
-        .iter()
-        .filter(|(_, c)| c.kept > 0)
-        .map(|(k, c)| (k.clone(), vec![c.kept_bytes]))
-        .collect();
-    kept_languages.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let _ = write!(
-        html,
-        "<section><h2>Kept text by language</h2>{}</section>",
-        bar_chart(&kept_languages, &["kept"], mb)
-    );
-    html.push_str(&group_section("By country", &stats.by_country));
-    html.push_str(&group_section("By source", &stats.by_source));
+    html.push_str(&personal_data_section(stats));
     html.push_str(&group_section(
         "By language (as last labelled)",
         &stats.by_language,
     ));
+    html.push_str(&group_section("By country", &stats.by_country));
+    html.push_str(&group_section("By source", &stats.by_source));
 
     html.push_str(&files_section(manifest));
     let config = serde_json::to_string_pretty(&manifest["config"]).unwrap_or_default();
@@ -273,6 +317,10 @@ mod tests {
         );
         assert_eq!(num(1_234_567), "1\u{2009}234\u{2009}567");
         assert_eq!(num(999), "999");
+        assert_eq!(size(812), "812 B");
+        assert_eq!(size(4_216), "4.2 kB");
+        assert_eq!(size(4_600_000), "4.6 MB");
+        assert_eq!(size(1_234_000_000), "1.23 GB");
     }
 
     #[test]

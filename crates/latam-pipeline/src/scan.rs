@@ -14,8 +14,8 @@ use rayon::prelude::*;
 
 use crate::config::PipelineConfig;
 use crate::engine::{
-    Batch, Context, Fate, InputSummary, RawBatch, RunOptions, Slot, ordered_steps, read_inputs,
-    step_ids, worker_pool,
+    Batch, Context, Fate, InputSummary, RawBatch, RunOptions, Slot, is_set, ordered_steps,
+    read_inputs, step_ids, worker_pool,
 };
 use crate::spool::{self, Spool, SpoolWriter, SpooledRef};
 use crate::steps::{Stage, build_stages};
@@ -63,9 +63,10 @@ impl Source<'_> {
                 skip_shards,
                 &tx,
                 consumed,
+                options.interrupt.as_deref(),
             )),
             Self::Spool(spool) => {
-                spool.send_frames(skip_shards, &tx, consumed)?;
+                spool.send_frames(skip_shards, &tx, consumed, options.interrupt.as_deref())?;
                 None
             }
         };
@@ -88,9 +89,9 @@ pub(crate) fn open_corpus_step(
     let Stage::Corpus(step) = stage else {
         unreachable!("a corpus-wide step")
     };
-    step.open(dir).map_err(|e| PipelineError::Step {
+    step.open(dir).map_err(|source| PipelineError::CorpusStep {
         step: name.to_owned(),
-        message: format!("{}: {e}", dir.display()),
+        source,
     })
 }
 
@@ -159,9 +160,9 @@ pub fn scan_step(
     dir: &Path,
     progress: &dyn Progress,
 ) -> Result<bool, PipelineError> {
-    let failed = |e: std::io::Error| PipelineError::Step {
+    let failed = |source| PipelineError::CorpusStep {
         step: name.to_owned(),
-        message: format!("{}: {e}", dir.display()),
+        source,
     };
     if step.open(dir).map_err(failed)? {
         return Ok(false);
@@ -223,9 +224,9 @@ fn scan(
     let consumed = AtomicU64::new(0);
     let stored_total = pass.source.stored_total(options);
     let step = before.len();
-    let failed = |e: std::io::Error| PipelineError::Step {
+    let failed = |source| PipelineError::CorpusStep {
         step: name.to_owned(),
-        message: e.to_string(),
+        source,
     };
     let inputs = std::thread::scope(|scope| {
         let (source, consumed) = (&pass.source, &consumed);
@@ -242,6 +243,7 @@ fn scan(
                 }
             };
             context.run_steps(&mut wave, before, pass.start..step, &mut logs);
+            context.redact_rejected(&mut wave, before);
             if let Some(out) = pass.spool.as_mut() {
                 result = result.and_then(|()| spool_wave(context, &wave, out));
             }
@@ -286,6 +288,10 @@ fn scan(
         inputs
     })?;
     progress.finish();
+    // An interrupted scan saw part of the corpus: no spool, no plan.
+    if is_set(context.interrupt) {
+        return Err(PipelineError::Interrupted);
+    }
     // The spool is complete before the plan exists: a plan on disk implies its spool.
     if let Some(out) = pass.spool {
         out.finish(&inputs)?;

@@ -97,6 +97,7 @@ impl Spool {
         skip_shards: usize,
         tx: &Sender<RawBatch>,
         consumed: &std::sync::atomic::AtomicU64,
+        interrupt: Option<&std::sync::atomic::AtomicBool>,
     ) -> Result<(), PipelineError> {
         let path = self.batches();
         let mut reader =
@@ -123,7 +124,7 @@ impl Spool {
                 last_in_shard: header[8] == 1,
                 payload: RawPayload::Spooled(bytes),
             };
-            if tx.send(frame).is_err() {
+            if crate::engine::is_set(interrupt) || tx.send(frame).is_err() {
                 return Ok(());
             }
         }
@@ -206,7 +207,10 @@ mod tests {
                 doc,
                 at: latam_core::position(3, 7),
                 read_bytes: 42,
-                fate: Fate::Rejected { step: 2 },
+                fate: Fate::Rejected {
+                    step: 2,
+                    redacted: true,
+                },
             },
             Slot::Error(ErrorRecord {
                 file: "x.jsonl".into(),

@@ -289,6 +289,14 @@ impl OutputDir {
             errors.extend(marker.errors);
             outputs.extend(marker.outputs);
         }
+        // Nothing lost: every document the readers produced was kept or rejected.
+        let d = &stats.documents;
+        if d.read != d.kept + d.rejected {
+            return Err(PipelineError::Internal(format!(
+                "{} documents read, but {} kept and {} rejected",
+                d.read, d.kept, d.rejected
+            )));
+        }
         let mut lines = Vec::new();
         for error in &errors {
             serde_json::to_writer(&mut lines, error).expect("JSON into memory");
@@ -372,7 +380,10 @@ fn dir_is_empty(path: &Path) -> Result<bool, PipelineError> {
 fn fingerprint(config: &PipelineConfig, inputs: &[InputFile]) -> String {
     let inputs: Vec<Value> = inputs
         .iter()
-        .map(|i| json!([i.name, i.size, i.modified]))
+        .map(|i| match &i.lines {
+            None => json!([i.name, i.size, i.modified]),
+            Some(lines) => json!([i.name, i.size, i.modified, [lines.start, lines.end]]),
+        })
         .collect();
     let value = json!({ "version": env!("CARGO_PKG_VERSION"), "config": config, "inputs": inputs });
     hex(&Sha256::digest(value.to_string().as_bytes()))

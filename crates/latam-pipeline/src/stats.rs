@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use latam_core::Document;
+use latam_core::{Document, Tally};
 use serde::{Deserialize, Serialize};
 
 /// One step's counts.
@@ -25,6 +25,14 @@ pub struct StepStats {
     pub dropped_by_reason: BTreeMap<String, u64>,
     /// Seconds of worker time spent in the step (summed over workers).
     pub time_s: f64,
+    /// What the step found in the documents that passed through it, by kind (the anonymizer:
+    /// personal data redacted, by type). Counts only.
+    #[serde(default, skip_serializing_if = "Tally::is_empty")]
+    pub findings: Tally,
+    /// What the step found and redacted in documents that earlier steps rejected, before they
+    /// were written to `rejected/` (the anonymizer's promise holds for every file of a run).
+    #[serde(default, skip_serializing_if = "Tally::is_empty")]
+    pub findings_in_rejected: Tally,
 }
 
 /// Documents and text bytes read and kept for one language, country or source.
@@ -43,7 +51,8 @@ pub struct GroupCounts {
 /// Totals over documents.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocumentTotals {
-    /// Documents read (`kept + rejected`).
+    /// Documents read: records the readers produced that are documents, counted before any
+    /// step. Every one is kept or rejected, so `read = kept + rejected`.
     pub read: u64,
     /// Documents written to `documents/`.
     pub kept: u64,
@@ -109,6 +118,9 @@ impl RunStats {
             mine.out += theirs.out;
             mine.dropped += theirs.dropped;
             mine.time_s += theirs.time_s;
+            mine.findings.merge(&theirs.findings);
+            mine.findings_in_rejected
+                .merge(&theirs.findings_in_rejected);
             for (reason, n) in &theirs.dropped_by_reason {
                 *mine.dropped_by_reason.entry(reason.clone()).or_default() += n;
             }
@@ -128,10 +140,15 @@ impl RunStats {
         }
     }
 
-    /// Counts a document that left the pipeline, kept or rejected, with its text size as read.
-    pub(crate) fn count_document(&mut self, doc: &Document, read_bytes: u64, kept: bool) {
+    /// Counts a document as a reader produced it, before any step.
+    pub(crate) fn count_read(&mut self, doc: &Document) {
         self.documents.read += 1;
-        self.bytes.read += read_bytes;
+        self.bytes.read += doc.text.len() as u64;
+    }
+
+    /// Counts a document that left the pipeline, kept or rejected, with its text size as read,
+    /// by its language, country and source.
+    pub(crate) fn count_document(&mut self, doc: &Document, read_bytes: u64, kept: bool) {
         if kept {
             self.documents.kept += 1;
             self.bytes.kept += doc.text.len() as u64;

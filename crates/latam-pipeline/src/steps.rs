@@ -38,13 +38,21 @@ pub(crate) fn build_stages(config: &PipelineConfig) -> Result<Vec<Stage>, Pipeli
                 StepConfig::FilterQuality(c) => {
                     Stage::Map(Box::new(c.build().map_err(|e| invalid(e.to_string()))?))
                 }
-                StepConfig::FilterMetadata(c) => Stage::Map(Box::new(c.build().map_err(invalid)?)),
+                StepConfig::FilterMetadata(c) => {
+                    Stage::Map(Box::new(c.build().map_err(|e| invalid(e.to_string()))?))
+                }
                 StepConfig::DedupExact(c) => Stage::Ordered(Box::new(c.build())),
-                StepConfig::Anonymize(c) => Stage::Map(Box::new(c.build().map_err(invalid)?)),
-                StepConfig::DedupMinhash(c) => Stage::Corpus(Box::new(c.build().map_err(invalid)?)),
-                StepConfig::Decontaminate(c) => Stage::Map(Box::new(c.build().map_err(invalid)?)),
+                StepConfig::Anonymize(c) => {
+                    Stage::Map(Box::new(c.build().map_err(|e| invalid(e.to_string()))?))
+                }
+                StepConfig::DedupMinhash(c) => {
+                    Stage::Corpus(Box::new(c.build().map_err(|e| invalid(e.to_string()))?))
+                }
+                StepConfig::Decontaminate(c) => {
+                    Stage::Map(Box::new(c.build().map_err(|e| invalid(e.to_string()))?))
+                }
                 StepConfig::DedupParagraph(c) => {
-                    Stage::Corpus(Box::new(c.build().map_err(invalid)?))
+                    Stage::Corpus(Box::new(c.build().map_err(|e| invalid(e.to_string()))?))
                 }
             })
         })
@@ -71,20 +79,28 @@ pub struct FilterMetadataConfig {
 
 impl FilterMetadataConfig {
     /// Validates and builds the step: exactly one of `keep` and `drop` must be given.
-    pub fn build(&self) -> Result<FilterMetadata, String> {
+    pub fn build(&self) -> Result<FilterMetadata, FilterMetadataError> {
         if self.keep.is_empty() == self.drop.is_empty() {
-            return Err("give exactly one of `keep` and `drop` (a list of values)".into());
+            return Err(FilterMetadataError::KeepOrDrop);
         }
         if self.field.is_empty() || self.field.split('.').any(str::is_empty) {
-            return Err(format!(
-                "`{}` is not a field path (e.g. `country`, `source.name`)",
-                self.field
-            ));
+            return Err(FilterMetadataError::NotAFieldPath(self.field.clone()));
         }
         Ok(FilterMetadata {
             config: self.clone(),
         })
     }
+}
+
+/// Settings of `filter_metadata` that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterMetadataError {
+    /// Neither or both of `keep` and `drop`.
+    #[error("give exactly one of `keep` and `drop` (a list of values)")]
+    KeepOrDrop,
+    /// A field path with an empty part.
+    #[error("`{0}` is not a field path (e.g. `country`, `source.name`)")]
+    NotAFieldPath(String),
 }
 
 /// The `filter_metadata` step.
@@ -193,6 +209,11 @@ mod tests {
             drop: vec!["y".into()],
             keep_missing: false,
         };
-        assert!(both.build().unwrap_err().contains("exactly one"));
+        assert!(
+            both.build()
+                .unwrap_err()
+                .to_string()
+                .contains("exactly one")
+        );
     }
 }

@@ -16,6 +16,7 @@
 //! similarity). Pairs join clusters (union-find); each cluster keeps its document first in corpus
 //! order and rejects the others, with the id of the document kept and the estimated similarity.
 
+mod eval;
 pub(crate) mod shingles;
 mod stages;
 mod step;
@@ -23,6 +24,9 @@ mod step;
 use latam_core::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::DedupError;
+
+pub use eval::{AtThreshold, ByEdit, Edit, EvalReport, evaluate};
 pub use shingles::{shingle_hashes, word_hashes};
 pub use stages::{ClusterSummary, Decision, Decisions, Params, SignatureWriter, buckets, cluster};
 pub use step::{DedupMinhash, SignatureTask};
@@ -64,20 +68,25 @@ impl Default for DedupMinhashConfig {
 
 impl DedupMinhashConfig {
     /// Checks the settings.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), DedupError> {
         if self.n_grams == 0 || self.bands == 0 || self.rows == 0 {
-            return Err("`n_grams`, `bands` and `rows` must be at least 1".into());
+            return Err(DedupError::Config(
+                "`n_grams`, `bands` and `rows` must be at least 1".into(),
+            ));
         }
         if self.bands * self.rows > 1024 {
-            return Err(format!(
+            return Err(DedupError::Config(format!(
                 "{} bands × {} rows = {} hashes: at most 1024",
                 self.bands,
                 self.rows,
                 self.bands * self.rows
-            ));
+            )));
         }
         if !(0.0..=1.0).contains(&self.threshold) {
-            return Err(format!("`threshold` {} is not in 0..1", self.threshold));
+            return Err(DedupError::Config(format!(
+                "`threshold` {} is not in 0..1",
+                self.threshold
+            )));
         }
         Ok(())
     }
@@ -88,7 +97,7 @@ impl DedupMinhashConfig {
     }
 
     /// The step, once its settings are checked.
-    pub fn build(&self) -> Result<DedupMinhash, String> {
+    pub fn build(&self) -> Result<DedupMinhash, DedupError> {
         self.validate()?;
         Ok(DedupMinhash::new(self))
     }

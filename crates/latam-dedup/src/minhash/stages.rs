@@ -33,40 +33,29 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use super::{DedupMinhashConfig, MinHasher, similarity};
+use crate::DedupError;
+use crate::error::{at, corrupt};
 
 const PARAMS_VERSION: u32 = 1;
 
-fn io_error(e: latam_io::IoError) -> io::Error {
-    io::Error::other(e)
+fn create(path: &Path) -> Result<AtomicFile, DedupError> {
+    Ok(AtomicFile::create(path)?)
 }
 
-fn with_path(path: &Path, e: &io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-}
-
-fn create(path: &Path) -> io::Result<AtomicFile> {
-    AtomicFile::create(path).map_err(io_error)
-}
-
-fn open(path: &Path) -> io::Result<BufReader<File>> {
+fn open(path: &Path) -> Result<BufReader<File>, DedupError> {
     File::open(path)
         .map(|f| BufReader::with_capacity(1 << 20, f))
-        .map_err(|e| with_path(path, &e))
+        .map_err(at(path))
 }
 
 /// Reads the next `u64` (little-endian); `None` at a clean end of file.
-fn read_u64(reader: &mut impl Read) -> io::Result<Option<u64>> {
+fn read_u64(reader: &mut impl Read, path: &Path) -> Result<Option<u64>, DedupError> {
     let mut buf = [0u8; 8];
     let mut filled = 0;
     while filled < 8 {
-        match reader.read(&mut buf[filled..])? {
+        match reader.read(&mut buf[filled..]).map_err(at(path))? {
             0 if filled == 0 => return Ok(None),
-            0 => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "truncated record",
-                ));
-            }
+            0 => return Err(corrupt(path, "truncated record")),
             n => filled += n,
         }
     }
@@ -85,42 +74,58 @@ pub struct Params {
 }
 
 impl Params {
-    /// Records the settings in `dir`, or checks that they equal those found there.
-    pub fn create(dir: &Path, config: &DedupMinhashConfig, tasks: usize) -> io::Result<Self> {
+    /// Records the settings in `dir`, or checks that they equal those found there. Tasks that
+    /// start together on a new work directory all call this: the first to finish writing
+    /// creates `params.json`, the others read it back and compare.
+    pub fn create(
+        dir: &Path,
+        config: &DedupMinhashConfig,
+        tasks: usize,
+    ) -> Result<Self, DedupError> {
         let params = Self {
             version: PARAMS_VERSION,
             tasks,
             config: config.clone(),
         };
-        match Self::load(dir) {
-            Ok(found) if found == params => Ok(found),
-            Ok(found) => Err(io::Error::other(format!(
-                "{} holds a run with other settings ({} tasks, {:?}); use another work directory",
-                dir.join("params.json").display(),
-                found.tasks,
-                found.config
-            ))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let json = serde_json::to_vec_pretty(&params).expect("plain data");
-                latam_io::write_atomic(&dir.join("params.json"), &json).map_err(io_error)?;
-                Ok(params)
-            }
-            Err(e) => Err(e),
+        let json = serde_json::to_vec_pretty(&params).expect("plain data");
+        latam_io::create_new(&dir.join("params.json"), &json)?;
+        let found = Self::load(dir)?;
+        if found == params {
+            Ok(found)
+        } else {
+            Err(DedupError::OtherRun {
+                path: dir.join("params.json"),
+                message: format!(
+                    "holds a run with other settings ({} tasks, {:?}); use another work \
+                     directory",
+                    found.tasks, found.config
+                ),
+            })
         }
     }
 
     /// Reads `params.json` of `dir`.
-    pub fn load(dir: &Path) -> io::Result<Self> {
+    pub fn load(dir: &Path) -> Result<Self, DedupError> {
         let path = dir.join("params.json");
-        let bytes = std::fs::read(&path)?;
-        let params: Self = serde_json::from_slice(&bytes)
-            .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(DedupError::EarlierStage(format!(
+                    "{} has no params.json: run `latam dedup minhash signatures` first",
+                    dir.display()
+                )));
+            }
+            Err(e) => return Err(at(&path)(e)),
+        };
+        let params: Self = serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, e))?;
         if params.version != PARAMS_VERSION {
-            return Err(io::Error::other(format!(
-                "{}: version {} (this tool reads {PARAMS_VERSION})",
-                path.display(),
-                params.version
-            )));
+            return Err(DedupError::OtherRun {
+                path,
+                message: format!(
+                    "version {} (this tool reads {PARAMS_VERSION})",
+                    params.version
+                ),
+            });
         }
         Ok(params)
     }
@@ -147,14 +152,14 @@ impl Params {
     }
 
     /// Fails, naming the missing files, unless every signature task has finished.
-    fn check_signatures(&self, dir: &Path) -> io::Result<()> {
+    fn check_signatures(&self, dir: &Path) -> Result<(), DedupError> {
         let missing: Vec<usize> = (0..self.tasks)
             .filter(|&t| !self.task_finished(dir, t))
             .collect();
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(io::Error::other(format!(
+            Err(DedupError::EarlierStage(format!(
                 "signature task(s) {missing:?} of {} have not finished in {}",
                 self.tasks,
                 dir.display()
@@ -176,10 +181,10 @@ pub struct SignatureWriter {
 
 impl SignatureWriter {
     /// Starts task `task` of the run whose settings `dir/params.json` holds.
-    pub fn new(dir: &Path, task: usize) -> io::Result<Self> {
+    pub fn new(dir: &Path, task: usize) -> Result<Self, DedupError> {
         let params = Params::load(dir)?;
         if task >= params.tasks {
-            return Err(io::Error::other(format!(
+            return Err(DedupError::Config(format!(
                 "task {task} of a run of {} tasks",
                 params.tasks
             )));
@@ -188,12 +193,13 @@ impl SignatureWriter {
         let bands = (0..hasher.bands())
             .map(|band| {
                 let path = unsorted(&Params::band_path(dir, band, task));
-                std::fs::create_dir_all(path.parent().expect("in a band directory"))?;
+                let parent = path.parent().expect("in a band directory");
+                std::fs::create_dir_all(parent).map_err(at(parent))?;
                 File::create(&path)
                     .map(|f| BufWriter::with_capacity(1 << 16, f))
-                    .map_err(|e| with_path(&path, &e))
+                    .map_err(at(&path))
             })
-            .collect::<io::Result<_>>()?;
+            .collect::<Result<_, DedupError>>()?;
         Ok(Self {
             dir: dir.to_owned(),
             task,
@@ -211,16 +217,27 @@ impl SignatureWriter {
     }
 
     /// Adds the next document (positions must increase).
-    pub fn add(&mut self, at: Position, id: &str, sig: &[u64]) -> io::Result<()> {
-        self.sigs.write_all(&at.to_le_bytes())?;
+    pub fn add(&mut self, pos: Position, id: &str, sig: &[u64]) -> Result<(), DedupError> {
+        let sig_path = Params::sig_path(&self.dir, self.task);
+        self.sigs
+            .write_all(&pos.to_le_bytes())
+            .map_err(at(&sig_path))?;
         for &v in sig {
-            self.sigs.write_all(&(v as u16).to_le_bytes())?;
+            self.sigs
+                .write_all(&(v as u16).to_le_bytes())
+                .map_err(at(&sig_path))?;
         }
-        serde_json::to_writer(&mut self.ids, &(at, id))?;
-        self.ids.write_all(b"\n")?;
+        let ids_path = Params::ids_path(&self.dir, self.task);
+        serde_json::to_writer(&mut self.ids, &(pos, id)).map_err(|e| at(&ids_path)(e.into()))?;
+        self.ids.write_all(b"\n").map_err(at(&ids_path))?;
         for (band, out) in self.bands.iter_mut().enumerate() {
-            out.write_all(&self.hasher.band_key(sig, band).to_le_bytes())?;
-            out.write_all(&at.to_le_bytes())?;
+            let mut record = [0u8; 16];
+            record[..8].copy_from_slice(&self.hasher.band_key(sig, band).to_le_bytes());
+            record[8..].copy_from_slice(&pos.to_le_bytes());
+            out.write_all(&record)
+                .map_err(at(&unsorted(&Params::band_path(
+                    &self.dir, band, self.task,
+                ))))?;
         }
         self.docs += 1;
         Ok(())
@@ -228,12 +245,12 @@ impl SignatureWriter {
 
     /// Sorts the band files and commits everything; returns the documents written. The ids file
     /// is committed last: it marks the task finished.
-    pub fn finish(self) -> io::Result<u64> {
+    pub fn finish(self) -> Result<u64, DedupError> {
         for (band, out) in self.bands.into_iter().enumerate() {
-            drop(out.into_inner().map_err(io::IntoInnerError::into_error)?);
             let path = Params::band_path(&self.dir, band, self.task);
             let tmp = unsorted(&path);
-            let bytes = std::fs::read(&tmp).map_err(|e| with_path(&tmp, &e))?;
+            drop(out.into_inner().map_err(|e| at(&tmp)(e.into_error()))?);
+            let bytes = std::fs::read(&tmp).map_err(at(&tmp))?;
             let mut records: Vec<(u64, u64)> = bytes
                 .chunks_exact(16)
                 .map(|c| {
@@ -246,15 +263,15 @@ impl SignatureWriter {
             drop(bytes);
             records.sort_unstable();
             let mut file = create(&path)?;
-            for (key, at) in records {
-                file.write_all(&key.to_le_bytes())?;
-                file.write_all(&at.to_le_bytes())?;
+            for (key, pos) in records {
+                file.write_all(&key.to_le_bytes()).map_err(at(&path))?;
+                file.write_all(&pos.to_le_bytes()).map_err(at(&path))?;
             }
-            file.commit().map_err(io_error)?;
-            std::fs::remove_file(&tmp).map_err(|e| with_path(&tmp, &e))?;
+            file.commit()?;
+            std::fs::remove_file(&tmp).map_err(at(&tmp))?;
         }
-        self.sigs.commit().map_err(io_error)?;
-        self.ids.commit().map_err(io_error)?;
+        self.sigs.commit()?;
+        self.ids.commit()?;
         Ok(self.docs)
     }
 }
@@ -270,20 +287,19 @@ struct BandReader {
 }
 
 impl BandReader {
-    fn next(&mut self) -> io::Result<Option<(u64, u64)>> {
-        let Some(key) = read_u64(&mut self.reader).map_err(|e| with_path(&self.path, &e))? else {
+    fn next(&mut self) -> Result<Option<(u64, u64)>, DedupError> {
+        let Some(key) = read_u64(&mut self.reader, &self.path)? else {
             return Ok(None);
         };
-        let at = read_u64(&mut self.reader)
-            .map_err(|e| with_path(&self.path, &e))?
-            .ok_or_else(|| with_path(&self.path, &io::ErrorKind::UnexpectedEof.into()))?;
-        Ok(Some((key, at)))
+        let pos = read_u64(&mut self.reader, &self.path)?
+            .ok_or_else(|| corrupt(&self.path, "truncated record"))?;
+        Ok(Some((key, pos)))
     }
 }
 
 /// The buckets stage for one band: merges the sorted band files of every signature task and
 /// writes each bucket's pairs (its first document, each other one); returns the pairs.
-pub fn buckets(dir: &Path, band: usize) -> io::Result<u64> {
+pub fn buckets(dir: &Path, band: usize) -> Result<u64, DedupError> {
     let params = Params::load(dir)?;
     params.check_signatures(dir)?;
     let mut readers = (0..params.tasks)
@@ -294,31 +310,31 @@ pub fn buckets(dir: &Path, band: usize) -> io::Result<u64> {
                 path,
             })
         })
-        .collect::<io::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, DedupError>>()?;
     let mut heap = BinaryHeap::new();
     for (i, r) in readers.iter_mut().enumerate() {
-        if let Some((key, at)) = r.next()? {
-            heap.push(Reverse((key, at, i)));
+        if let Some((key, pos)) = r.next()? {
+            heap.push(Reverse((key, pos, i)));
         }
     }
     let path = Params::pairs_path(dir, band);
     let mut out = create(&path)?;
     let mut pairs = 0;
     let mut bucket: Option<(u64, u64)> = None;
-    while let Some(Reverse((key, at, i))) = heap.pop() {
+    while let Some(Reverse((key, pos, i))) = heap.pop() {
         match bucket {
             Some((k, first)) if k == key => {
-                out.write_all(&first.to_le_bytes())?;
-                out.write_all(&at.to_le_bytes())?;
+                out.write_all(&first.to_le_bytes()).map_err(at(&path))?;
+                out.write_all(&pos.to_le_bytes()).map_err(at(&path))?;
                 pairs += 1;
             }
-            _ => bucket = Some((key, at)),
+            _ => bucket = Some((key, pos)),
         }
-        if let Some((key, at)) = readers[i].next()? {
-            heap.push(Reverse((key, at, i)));
+        if let Some((key, pos)) = readers[i].next()? {
+            heap.push(Reverse((key, pos, i)));
         }
     }
-    out.commit().map_err(io_error)?;
+    out.commit()?;
     Ok(pairs)
 }
 
@@ -393,7 +409,7 @@ fn load_signatures(
     dir: &Path,
     params: &Params,
     wanted: &FxHashSet<Position>,
-) -> io::Result<FxHashMap<Position, Vec<u16>>> {
+) -> Result<FxHashMap<Position, Vec<u16>>, DedupError> {
     let k = params.config.bands * params.config.rows;
     let mut found = FxHashMap::default();
     let mut record = vec![0u8; 8 + 2 * k];
@@ -404,7 +420,7 @@ fn load_signatures(
             match reader.read_exact(&mut record) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(with_path(&path, &e)),
+                Err(e) => return Err(at(&path)(e)),
             }
             let at = u64::from_le_bytes(record[..8].try_into().expect("8 bytes"));
             if wanted.contains(&at) {
@@ -423,16 +439,16 @@ fn load_ids(
     dir: &Path,
     params: &Params,
     wanted: &FxHashSet<Position>,
-) -> io::Result<FxHashMap<Position, String>> {
+) -> Result<FxHashMap<Position, String>, DedupError> {
     let mut found = FxHashMap::default();
     for task in 0..params.tasks {
         let path = Params::ids_path(dir, task);
         for (n, line) in open(&path)?.lines().enumerate() {
-            let line = line.map_err(|e| with_path(&path, &e))?;
-            let (at, id): (Position, String) = serde_json::from_str(&line)
-                .map_err(|e| io::Error::other(format!("{}:{}: {e}", path.display(), n + 1)))?;
-            if wanted.contains(&at) {
-                found.insert(at, id);
+            let line = line.map_err(at(&path))?;
+            let (pos, id): (Position, String) = serde_json::from_str(&line)
+                .map_err(|e| corrupt(&path, format!("line {}: {e}", n + 1)))?;
+            if wanted.contains(&pos) {
+                found.insert(pos, id);
             }
         }
     }
@@ -442,7 +458,7 @@ fn load_ids(
 /// The cluster stage: joins the candidate pairs of every band (verified when the settings ask)
 /// into clusters, and writes `clusters.jsonl`, one [`Decision`] per document of a cluster, in
 /// corpus order, and `clusters.json`, the counts.
-pub fn cluster(dir: &Path) -> io::Result<ClusterSummary> {
+pub fn cluster(dir: &Path) -> Result<ClusterSummary, DedupError> {
     let params = Params::load(dir)?;
     params.check_signatures(dir)?;
     let config = &params.config;
@@ -451,16 +467,15 @@ pub fn cluster(dir: &Path) -> io::Result<ClusterSummary> {
     for band in 0..config.bands {
         let path = Params::pairs_path(dir, band);
         if !path.exists() {
-            return Err(io::Error::other(format!(
+            return Err(DedupError::EarlierStage(format!(
                 "{}: missing; run the buckets stage for band {band}",
                 path.display()
             )));
         }
         let mut reader = open(&path)?;
-        while let Some(a) = read_u64(&mut reader).map_err(|e| with_path(&path, &e))? {
-            let b = read_u64(&mut reader)
-                .map_err(|e| with_path(&path, &e))?
-                .ok_or_else(|| with_path(&path, &io::ErrorKind::UnexpectedEof.into()))?;
+        while let Some(a) = read_u64(&mut reader, &path)? {
+            let b =
+                read_u64(&mut reader, &path)?.ok_or_else(|| corrupt(&path, "truncated record"))?;
             summary.candidate_pairs += 1;
             pairs.insert((a.min(b), a.max(b)));
         }
@@ -492,21 +507,22 @@ pub fn cluster(dir: &Path) -> io::Result<ClusterSummary> {
     summary.documents_in_clusters = members.len() as u64;
     summary.to_remove = summary.documents_in_clusters - summary.clusters;
 
-    let mut out = create(&dir.join("clusters.jsonl"))?;
-    for (&at, &root) in members.iter().zip(&roots) {
+    let path = dir.join("clusters.jsonl");
+    let mut out = create(&path)?;
+    for (&pos, &root) in members.iter().zip(&roots) {
         let decision = Decision {
-            at,
+            at: pos,
             kept: root,
             kept_id: ids.get(&root).cloned().unwrap_or_default(),
             size: sizes[&root],
-            similarity: (similarity(sig(&at), sig(&root)) * 1000.0).round() / 1000.0,
+            similarity: (similarity(sig(&pos), sig(&root)) * 1000.0).round() / 1000.0,
         };
-        serde_json::to_writer(&mut out, &decision)?;
-        out.write_all(b"\n")?;
+        serde_json::to_writer(&mut out, &decision).map_err(|e| at(&path)(e.into()))?;
+        out.write_all(b"\n").map_err(at(&path))?;
     }
-    out.commit().map_err(io_error)?;
+    out.commit()?;
     let json = serde_json::to_vec_pretty(&summary).expect("plain data");
-    latam_io::write_atomic(&dir.join("clusters.json"), &json).map_err(io_error)?;
+    latam_io::write_atomic(&dir.join("clusters.json"), &json)?;
     Ok(summary)
 }
 
@@ -523,13 +539,13 @@ impl Decisions {
     }
 
     /// Loads every decision of `clusters.jsonl`.
-    pub fn load(dir: &Path) -> io::Result<Self> {
+    pub fn load(dir: &Path) -> Result<Self, DedupError> {
         let path = dir.join("clusters.jsonl");
         let mut by_position = FxHashMap::default();
         for (n, line) in open(&path)?.lines().enumerate() {
-            let line = line.map_err(|e| with_path(&path, &e))?;
+            let line = line.map_err(at(&path))?;
             let decision: Decision = serde_json::from_str(&line)
-                .map_err(|e| io::Error::other(format!("{}:{}: {e}", path.display(), n + 1)))?;
+                .map_err(|e| corrupt(&path, format!("line {}: {e}", n + 1)))?;
             by_position.insert(decision.at, decision);
         }
         Ok(Self { by_position })

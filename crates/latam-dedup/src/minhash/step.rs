@@ -2,14 +2,15 @@
 //! stage, one task of a staged run) and [`DedupMinhash`] (every stage in one process, as the
 //! `dedup_minhash` step of `latam corpus run`).
 
-use std::io;
 use std::path::{Path, PathBuf};
 
-use latam_core::{CorpusStep, Document, Position, Verdict};
+use latam_core::{CorpusStep, Document, Position, StepError, Verdict};
 use serde_json::Value;
 
 use super::stages::{Decisions, Params, SignatureWriter, buckets, cluster};
 use super::{DedupMinhashConfig, MinHasher};
+use crate::DedupError;
+use crate::error::at;
 
 /// Signature task `task` of `tasks`: a scan writes the signatures of its documents into the
 /// work directory. A task whose files exist is finished, and is not run again.
@@ -42,8 +43,8 @@ impl SignatureTask {
 }
 
 impl CorpusStep for SignatureTask {
-    fn open(&mut self, dir: &Path) -> io::Result<bool> {
-        std::fs::create_dir_all(dir)?;
+    fn open(&mut self, dir: &Path) -> Result<bool, StepError> {
+        std::fs::create_dir_all(dir).map_err(at(dir))?;
         let params = Params::create(dir, &self.config, self.tasks)?;
         if params.task_finished(dir, self.task) {
             return Ok(true);
@@ -56,23 +57,24 @@ impl CorpusStep for SignatureTask {
         self.hasher.signature(&doc.text).unwrap_or_default()
     }
 
-    fn observe(&mut self, at: Position, id: &str, sketch: Vec<u64>) -> io::Result<()> {
+    fn observe(&mut self, pos: Position, id: &str, sketch: Vec<u64>) -> Result<(), StepError> {
         if sketch.is_empty() {
             return Ok(());
         }
         self.documents += 1;
-        self.writer
+        Ok(self
+            .writer
             .as_mut()
             .expect("opened before the scan")
-            .add(at, id, &sketch)
+            .add(pos, id, &sketch)?)
     }
 
-    fn plan(&mut self) -> io::Result<()> {
+    fn plan(&mut self) -> Result<(), StepError> {
         self.writer
             .take()
             .expect("opened before the scan")
-            .finish()
-            .map(drop)
+            .finish()?;
+        Ok(())
     }
 
     fn apply(&self, _doc: &mut Document, _at: Position) -> Verdict {
@@ -99,22 +101,25 @@ impl DedupMinhash {
 }
 
 impl CorpusStep for DedupMinhash {
-    fn open(&mut self, dir: &Path) -> io::Result<bool> {
+    fn open(&mut self, dir: &Path) -> Result<bool, StepError> {
         dir.clone_into(&mut self.dir);
         if Decisions::exist(dir) {
             let params = Params::load(dir)?;
             if params.config != self.signatures.config {
-                return Err(io::Error::other(format!(
-                    "holds clusters made with other settings ({:?})",
-                    params.config
-                )));
+                return Err(Box::new(DedupError::OtherRun {
+                    path: dir.join("params.json"),
+                    message: format!(
+                        "holds clusters made with other settings ({:?})",
+                        params.config
+                    ),
+                }));
             }
             self.decisions = Decisions::load(dir)?;
             return Ok(true);
         }
         // What a killed run left is started over.
         if dir.exists() {
-            std::fs::remove_dir_all(dir)?;
+            std::fs::remove_dir_all(dir).map_err(at(dir))?;
         }
         self.signatures.open(dir)
     }
@@ -123,11 +128,11 @@ impl CorpusStep for DedupMinhash {
         self.signatures.sketch(doc)
     }
 
-    fn observe(&mut self, at: Position, id: &str, sketch: Vec<u64>) -> io::Result<()> {
-        self.signatures.observe(at, id, sketch)
+    fn observe(&mut self, pos: Position, id: &str, sketch: Vec<u64>) -> Result<(), StepError> {
+        self.signatures.observe(pos, id, sketch)
     }
 
-    fn plan(&mut self) -> io::Result<()> {
+    fn plan(&mut self) -> Result<(), StepError> {
         self.signatures.plan()?;
         for band in 0..self.signatures.config.bands {
             buckets(&self.dir, band)?;
@@ -141,7 +146,8 @@ impl CorpusStep for DedupMinhash {
         );
         // The signatures served their purpose; the clusters stay for a resumed run.
         for done in ["sigs", "bands", "pairs"] {
-            std::fs::remove_dir_all(self.dir.join(done))?;
+            let path = self.dir.join(done);
+            std::fs::remove_dir_all(&path).map_err(at(&path))?;
         }
         self.decisions = Decisions::load(&self.dir)?;
         Ok(())
