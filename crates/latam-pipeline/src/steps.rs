@@ -40,7 +40,9 @@ pub(crate) fn build_stages(config: &PipelineConfig) -> Result<Vec<Stage>, Pipeli
                 }
                 StepConfig::FilterMetadata(c) => Stage::Map(Box::new(c.build().map_err(invalid)?)),
                 StepConfig::DedupExact(c) => Stage::Ordered(Box::new(c.build())),
-                StepConfig::Anonymize(c) => Stage::Map(Box::new(c.build().map_err(invalid)?)),
+                StepConfig::Anonymize(c) => {
+                    Stage::Map(Box::new(c.build().map_err(|e| invalid(e.to_string()))?))
+                }
                 StepConfig::DedupMinhash(c) => Stage::Corpus(Box::new(c.build().map_err(invalid)?)),
                 StepConfig::Decontaminate(c) => Stage::Map(Box::new(c.build().map_err(invalid)?)),
                 StepConfig::DedupParagraph(c) => {
