@@ -194,9 +194,26 @@ FORMATS = {
 }
 
 
+# stdnum's own check-digit functions (public ones, and CPF's under the pinned 2.2) fill a
+# body's holes at once, faster than asking `is_valid` about every candidate.
+CALC = {
+    "br_cnpj": lambda b: b[:12] + cnpj.calc_check_digits(b[:12]),
+    "ar_cbu": lambda b: b[:7] + cbu.calc_check_digit(b[:7]) + b[8:21] + cbu.calc_check_digit(b[8:21]),
+    "mx_curp": lambda b: b[:17] + curp.calc_check_digit(b[:17]),
+    "br_cpf": lambda b: b[:9] + cpf._calc_check_digits(b[:9]),  # noqa: SLF001 - pinned 2.2
+}
+
+
 def complete(kind, body):
-    """A valid number from a body: stdnum is asked which check characters it accepts."""
+    """A valid number from a body: stdnum computes its check characters, or is asked which it
+    accepts."""
     is_valid, _, alphabet, _, _ = KINDS[kind]
+    if kind in CALC:
+        try:
+            number = CALC[kind](body)
+        except (ValueError, KeyError):  # a body stdnum cannot compute on (a letter out of place)
+            return None
+        return number if is_valid(number) else None
     holes = [i for i, c in enumerate(body) if c == "?"]
     if not holes:
         return body if is_valid(body) else None
