@@ -50,9 +50,9 @@ pub fn luhn(s: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
-/// Chile RUT/RUN: 1–8 digit body and a check character `0-9K` (mod 11, weights 2..7).
+/// Chile RUT/RUN: a 7–8 digit body and a check character `0-9K` (mod 11, weights 2..7).
 pub fn cl_rut(s: &str) -> bool {
-    if !(2..=9).contains(&s.len()) {
+    if !s.is_ascii() || !(8..=9).contains(&s.len()) {
         return false;
     }
     let (body, dv) = s.split_at(s.len() - 1);
@@ -107,11 +107,12 @@ pub fn br_cnpj(s: &str) -> bool {
             .bytes()
             .take(12)
             .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+        || !s.bytes().skip(12).all(|b| b.is_ascii_digit())
     {
         return false;
     }
     let values: Vec<u32> = s.bytes().map(|b| u32::from(b) - 48).collect();
-    if values[12] > 9 || values[13] > 9 || same_digits(&values) {
+    if same_digits(&values) {
         return false;
     }
     br_dv(&values[..12], &W1) == values[12] && br_dv(&values[..13], &W2) == values[13]
@@ -122,6 +123,27 @@ const MX_STATES: [&str; 33] = [
     "AS", "BC", "BS", "CC", "CL", "CM", "CS", "CH", "DF", "DG", "GT", "GR", "HG", "JC", "MC", "MN",
     "MS", "NT", "NL", "OC", "PL", "QT", "QR", "SP", "SL", "SR", "TC", "TS", "TL", "VZ", "YN", "ZS",
     "NE",
+];
+
+/// Four-letter starts that RENAPO never issues, being words (Instructivo Normativo para la
+/// Asignación de la CURP, anexo 2): the second letter becomes `X` instead.
+const CURP_INCONVENIENT: [&str; 81] = [
+    "BACA", "BAKA", "BUEI", "BUEY", "CACA", "CACO", "CAGA", "CAGO", "CAKA", "CAKO", "COGE", "COGI",
+    "COJA", "COJE", "COJI", "COJO", "COLA", "CULO", "FALO", "FETO", "GETA", "GUEI", "GUEY", "JETA",
+    "JOTO", "KACA", "KACO", "KAGA", "KAGO", "KAKA", "KAKO", "KOGE", "KOGI", "KOJA", "KOJE", "KOJI",
+    "KOJO", "KOLA", "KULO", "LILO", "LOCA", "LOCO", "LOKA", "LOKO", "MAME", "MAMO", "MEAR", "MEAS",
+    "MEON", "MIAR", "MION", "MOCO", "MOKO", "MULA", "MULO", "NACA", "NACO", "PEDA", "PEDO", "PENE",
+    "PIPI", "PITO", "POPO", "PUTA", "PUTO", "QULO", "RATA", "ROBA", "ROBE", "ROBO", "RUIN", "SENO",
+    "TETA", "VACA", "VAGA", "VAGO", "VAKA", "VUEI", "VUEY", "WUEI", "WUEY",
+];
+
+/// The same for a person's RFC (SAT's table of inconvenient words): the last letter becomes
+/// `X` instead.
+const RFC_INCONVENIENT: [&str; 41] = [
+    "BUEI", "BUEY", "CACA", "CACO", "CAGA", "CAGO", "CAKA", "CAKO", "COGE", "COJA", "COJE", "COJI",
+    "COJO", "CULO", "FETO", "GUEY", "JOTO", "KACA", "KACO", "KAGA", "KAGO", "KAKA", "KOGE", "KOJO",
+    "KULO", "MAME", "MAMO", "MEAR", "MEAS", "MEON", "MION", "MOCO", "MULA", "PEDA", "PEDO", "PENE",
+    "PUTA", "PUTO", "QULO", "RATA", "RUIN",
 ];
 
 fn valid_date(year: u32, month: u32, day: u32) -> bool {
@@ -140,11 +162,12 @@ fn two(ds: &[u32], at: usize) -> u32 {
     ds[at] * 10 + ds[at + 1]
 }
 
-/// Mexico CURP: 18 characters — 4 letters, birth date, sex, state, 3 consonants, a homonym
-/// character (digit before 2000, letter after) and a check digit (Σ val·(18−i) mod 10).
+/// Mexico CURP: 18 characters — 4 letters (not an inconvenient word), birth date, sex, state,
+/// 3 consonants, a homonym character (digit before 2000, letter after) and a check digit
+/// (Σ val·(18−i) mod 10).
 pub fn mx_curp(s: &str) -> bool {
     let chars: Vec<char> = s.chars().collect();
-    if chars.len() != 18 {
+    if !s.is_ascii() || chars.len() != 18 {
         return false;
     }
     let letters = |r: std::ops::Range<usize>| chars[r].iter().all(char::is_ascii_uppercase);
@@ -163,6 +186,7 @@ pub fn mx_curp(s: &str) -> bool {
         2000
     };
     let shape = letters(0..4)
+        && !CURP_INCONVENIENT.contains(&&s[..4])
         && vowel
         && consonants
         && matches!(chars[10], 'H' | 'M' | 'X')
@@ -182,8 +206,10 @@ pub fn mx_curp(s: &str) -> bool {
 
 const RFC_ALPHABET: &str = "0123456789ABCDEFGHIJKLMN&OPQRSTUVWXYZ Ñ";
 
-/// Mexico RFC: 13 characters for persons (4 letters), 12 for companies (3 letters), a date, a
-/// 2-character homoclave and a check character (mod 11 over the alphabet `0-9A-N&O-Z Ñ`).
+/// Mexico RFC: 13 characters for persons (4 letters, not an inconvenient word), 12 for companies
+/// (3 letters), a date, a 2-character homoclave (`[1-9A-V][1-9A-Z]`: no zero, from SAT's
+/// table) and a check character (mod 11 over the
+/// alphabet `0-9A-N&O-Z Ñ`).
 pub fn mx_rfc(s: &str) -> bool {
     let chars: Vec<char> = s.chars().collect();
     let head = match chars.len() {
@@ -191,9 +217,14 @@ pub fn mx_rfc(s: &str) -> bool {
         12 => 3,
         _ => return false,
     };
+    let homoclave = |c: char, last: char| matches!(c, '1'..='9') || ('A'..=last).contains(&c);
+    let start: String = chars[..head].iter().collect();
     if !chars[..head]
         .iter()
         .all(|c| c.is_ascii_uppercase() || *c == 'Ñ' || *c == '&')
+        || (head == 4 && RFC_INCONVENIENT.contains(&start.as_str()))
+        || !homoclave(chars[head + 6], 'V')
+        || !homoclave(chars[head + 7], 'Z')
     {
         return false;
     }
@@ -223,11 +254,12 @@ pub fn mx_rfc(s: &str) -> bool {
         }
 }
 
-/// Colombia NIT: 8–15 digits and a check digit (mod 11, weights 3,7,13,17,... from the right).
+/// Colombia NIT: 7–15 digits and a check digit (mod 11, weights 3,7,13,17,... from the right);
+/// a person's NIT is the cédula, which has 7 digits for many.
 pub fn co_nit(s: &str) -> bool {
     const W: [u32; 15] = [3, 7, 13, 17, 19, 23, 29, 37, 41, 43, 47, 53, 59, 67, 71];
     let Some(ds) = digits(s) else { return false };
-    if !(9..=16).contains(&ds.len()) {
+    if !(8..=16).contains(&ds.len()) {
         return false;
     }
     let (body, dv) = ds.split_at(ds.len() - 1);
@@ -237,7 +269,7 @@ pub fn co_nit(s: &str) -> bool {
 
 /// Peru DNI with its check character (8 digits and `0-9` or `A-K`).
 pub fn pe_dni_check(s: &str) -> bool {
-    if s.len() != 9 {
+    if !s.is_ascii() || s.len() != 9 {
         return false;
     }
     let Some(ds) = digits(&s[..8]) else {
@@ -270,25 +302,31 @@ pub fn uy_ci(s: &str) -> bool {
     (10 - weighted(&padded, &[2, 9, 8, 7, 6, 3, 4]) % 10) % 10 == dv[0]
 }
 
-/// Uruguay RUT: 12 digits, check digit −Σ mod 11 (10 is never issued).
+/// Uruguay RUT: 12 digits `NN-NNNNNN-001-D` — a registration type 01–22, a number (not all
+/// zeros), `001` and a check digit −Σ mod 11 (10 is never issued).
 pub fn uy_rut(s: &str) -> bool {
     let Some(ds) = all_digits(s, 12) else {
         return false;
     };
+    if !(1..=22).contains(&two(&ds, 0)) || &s[2..8] == "000000" || &s[8..11] != "001" {
+        return false;
+    }
     let r = (11 - weighted(&ds[..11], &[4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2]) % 11) % 11;
     r != 10 && r == ds[11]
 }
 
+/// Ecuador's province codes: 01–24, 30 (registered abroad) and 50.
 fn ec_province(ds: &[u32]) -> bool {
-    matches!(two(ds, 0), 1..=24 | 30)
+    matches!(two(ds, 0), 1..=24 | 30 | 50)
 }
 
-/// Ecuador cédula: 10 digits, province 01–24 or 30, third digit 0–5, mod 10 check digit.
+/// Ecuador cédula: 10 digits, a province, third digit 0–6 (6 since Guayas ran out of numbers
+/// under 0960000000), mod 10 check digit.
 pub fn ec_cedula(s: &str) -> bool {
     let Some(ds) = all_digits(s, 10) else {
         return false;
     };
-    if !ec_province(&ds) || ds[2] > 5 {
+    if !ec_province(&ds) || ds[2] > 6 {
         return false;
     }
     let sum: u32 = ds[..9]
@@ -299,8 +337,9 @@ pub fn ec_cedula(s: &str) -> bool {
     (10 - sum % 10) % 10 == ds[9]
 }
 
-/// Ecuador RUC: 13 digits — a person's cédula + `001`, a company's (third digit 9) or a public
-/// body's (third digit 6) number with its own mod 11 check digit.
+/// Ecuador RUC: 13 digits — a person's cédula + `001`, a company's number (third digit 9) with
+/// its mod 11 check digit + `001`, or a public body's (third digit 6, or 9 for some) with its
+/// own + `0001`. A third digit 6 is also a person's (a cédula of 6).
 pub fn ec_ruc(s: &str) -> bool {
     let Some(ds) = all_digits(s, 13) else {
         return false;
@@ -312,14 +351,13 @@ pub fn ec_ruc(s: &str) -> bool {
         11 => 0,
         r => r,
     };
+    let person = || s.ends_with("001") && ec_cedula(&s[..10]);
+    let public = || s.ends_with("0001") && mod11(&[3, 2, 7, 6, 5, 4, 3, 2]) == ds[8];
+    let company = || s.ends_with("001") && mod11(&[4, 3, 2, 7, 6, 5, 4, 3, 2]) == ds[9];
     match ds[2] {
-        0..=5 => s.ends_with("001") && ec_cedula(&s[..10]),
-        9 => {
-            s.ends_with("001")
-                && !s.ends_with("0000")
-                && mod11(&[4, 3, 2, 7, 6, 5, 4, 3, 2]) == ds[9]
-        }
-        6 => s.ends_with("0001") && mod11(&[3, 2, 7, 6, 5, 4, 3, 2]) == ds[8],
+        0..=5 => person(),
+        6 => public() || person(),
+        9 => company() || public(),
         _ => false,
     }
 }
@@ -344,11 +382,11 @@ pub fn ve_rif(s: &str) -> bool {
     ds[8] == if r >= 10 { 0 } else { r }
 }
 
-/// Paraguay RUC: the CI (or a company number) and a check digit (mod 11, weights 2,3,... from
-/// the right).
+/// Paraguay RUC: the CI (5–8 digits; a company's 80xxxxxx) and a check digit (mod 11, weights
+/// 2,3,... from the right).
 pub fn py_ruc(s: &str) -> bool {
     let Some(ds) = digits(s) else { return false };
-    if !(6..=10).contains(&ds.len()) {
+    if !(6..=9).contains(&ds.len()) {
         return false;
     }
     let (body, dv) = ds.split_at(ds.len() - 1);
@@ -376,9 +414,11 @@ pub fn gt_cui(s: &str) -> bool {
     weighted(&ds[..8], &[2, 3, 4, 5, 6, 7, 8, 9]) % 11 == ds[8]
 }
 
-/// Guatemala NIT: digits and a check character `0-9K` (−Σ mod 11, weights 2,3,... from the right).
+/// Guatemala NIT: 1–11 digits (leading zeros aside) and a check character `0-9K` (−Σ mod 11,
+/// weights 2,3,... from the right).
 pub fn gt_nit(s: &str) -> bool {
-    if !(2..=13).contains(&s.len()) {
+    let s = s.trim_start_matches('0');
+    if !s.is_ascii() || !(2..=12).contains(&s.len()) {
         return false;
     }
     let (body, dv) = s.split_at(s.len() - 1);
@@ -416,7 +456,7 @@ pub fn sv_dui(s: &str) -> bool {
 /// Nicaragua cédula: municipality (3 digits), birth date DDMMYY, 4 digits and a check letter
 /// (the 13 digits mod 23; unofficial but widely used).
 pub fn ni_cedula(s: &str) -> bool {
-    if s.len() != 14 {
+    if !s.is_ascii() || s.len() != 14 {
         return false;
     }
     let Some(ds) = digits(&s[..13]) else {
@@ -685,6 +725,55 @@ mod tests {
                     let mutated: String = chars.into_iter().collect();
                     assert!(!check(&mutated), "{name}: {mutated} passes");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn any_string_gives_a_verdict_without_panicking() {
+        // Multi-byte characters where digits are sliced, bytes below '0' where values are
+        // computed: each used to panic in one of the validators.
+        let checks: &[Check] = &[
+            cl_rut,
+            ar_cuit,
+            br_cpf,
+            br_cnpj,
+            mx_curp,
+            mx_rfc,
+            co_nit,
+            pe_dni_check,
+            pe_ruc,
+            uy_ci,
+            uy_rut,
+            ec_cedula,
+            ec_ruc,
+            ve_rif,
+            py_ruc,
+            gt_cui,
+            gt_nit,
+            do_cedula,
+            do_rnc,
+            sv_dui,
+            ni_cedula,
+            cu_ni,
+            payment_card,
+            ar_cbu,
+            iban,
+            luhn,
+        ];
+        for s in [
+            "1234567Ñ",
+            "AAAÑ850101HDFRRN00",
+            "1234567É",
+            "123456789012Ñ",
+            "12345Ñ",
+            "1122233300!*",
+            "112223330001!*",
+            "ÉÉÉÉÉÉÉÉÉ",
+            "",
+        ] {
+            for check in checks {
+                assert!(!check(s), "{s}");
             }
         }
     }

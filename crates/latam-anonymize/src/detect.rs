@@ -70,7 +70,8 @@ pub enum PiiType {
     /// Cuba carné de identidad.
     CuCi,
     /// A person's name after an honorific or a self-introduction (`Sr.`, `Doña`, `Dr.`,
-    /// `me llamo`, `meu nome é`), its first word a known first or last name. Off by default.
+    /// `me llamo`, `meu nome é`), its first word a known first or last name. On by default
+    /// (`names = false` turns it off).
     Name,
     /// A document number without a check digit, next to its keyword (`DNI`, `C.C.`, `cédula`,
     /// `CI`): Argentina and Peru DNI, Colombia CC, Venezuela, Costa Rica and Panama cédula,
@@ -185,9 +186,6 @@ fn re(pattern: &str) -> Regex {
     Regex::new(pattern).expect("valid built-in pattern")
 }
 
-/// Digits written in groups: `\d{a}` then groups separated by `.`, `-` or a space.
-const SEP: &str = r"[.\- ]?";
-
 /// All detectors, most specific first: a span found by an earlier one is not claimed again.
 /// Word boundaries are ASCII (`(?-u:\b)`): Unicode ones would keep the regex engine off its
 /// fast DFA on Spanish and Portuguese text; letters next to digits are rare in identifiers.
@@ -231,13 +229,15 @@ static DETECTORS: LazyLock<Vec<Detector>> = LazyLock::new(|| {
         d(PiiType::DoCedula, r"(?-u:\b)\d{3}-?\d{7}-?\d(?-u:\b)".into(), checks::do_cedula),
         d(PiiType::VeRif, r"(?-u:\b)[VEJPG]-?\d{8}-?\d(?-u:\b)".into(), checks::ve_rif),
         d(PiiType::ClRut, r"(?-u:\b)\d{1,2}\.?\d{3}\.?\d{3}-[\dkK](?-u:\b)|(?-u:\b)\d{7,8}-[\dkK](?-u:\b)".into(), checks::cl_rut),
-        d(PiiType::CoNit, format!(r"(?-u:\b)\d{{1,3}}{SEP}\d{{3}}{SEP}\d{{3}}-\d(?-u:\b)|(?-u:\b)\d{{8,15}}-\d(?-u:\b)"), checks::co_nit),
+        // A 7-digit NIT body is written with separators (`1.234.567-8`); undotted, `1234567-8` is
+        // more often a Guatemalan NIT or a Paraguayan RUC.
+        d(PiiType::CoNit, r"(?-u:\b)\d{1,3}[.\- ]\d{3}[.\- ]\d{3}-\d(?-u:\b)|(?-u:\b)\d{8,15}-\d(?-u:\b)".into(), checks::co_nit),
         d(PiiType::EcCedula, r"(?-u:\b)\d{9}-?\d(?-u:\b)".into(), checks::ec_cedula),
         d(PiiType::PeDni, r"(?-u:\b)\d{8}-[0-9A-K](?-u:\b)".into(), checks::pe_dni_check),
         d(PiiType::UyCi, r"(?-u:\b)(?:\d\.?)?\d{3}\.?\d{3}-\d(?-u:\b)".into(), checks::uy_ci),
         d(PiiType::SvDui, r"(?-u:\b)\d{8}-\d(?-u:\b)".into(), checks::sv_dui),
         d(PiiType::GtNit, r"(?-u:\b)\d{5,10}-[\dK](?-u:\b)".into(), checks::gt_nit),
-        d(PiiType::PyRuc, r"(?-u:\b)\d{5,9}-\d(?-u:\b)".into(), checks::py_ruc),
+        d(PiiType::PyRuc, r"(?-u:\b)\d{5,8}-\d(?-u:\b)".into(), checks::py_ruc),
         d(PiiType::DoRnc, r"(?-u:\b)\d-?\d{2}-?\d{5}-?\d(?-u:\b)".into(), checks::do_rnc),
         // A Cuban carné has no check digit, only a date.
         Detector { needs_keyword: true, ..d(PiiType::CuCi, r"(?-u:\b)\d{11}(?-u:\b)".into(), checks::cu_ni) },
@@ -254,7 +254,9 @@ static DETECTORS: LazyLock<Vec<Detector>> = LazyLock::new(|| {
             kind: PiiType::IdDocument,
             pattern: re(concat!(
                 r"(?i)(?-u:\b)(?:D\.?\s?N\.?\s?I\.?|documento(?:\s+nacional)?(?:\s+de\s+identidad)?|c[ée]dula(?:\s+de\s+(?:identidad|ciudadan[íi]a))?|C\.\s?C\.|CC|C\.\s?I\.|CI|carn[ée]t?)",
-                r"(?:\s+(?:n[°ºo]\.?|n[úu]mero|nro\.?|#))?\s*:?\s*",
+                // An abbreviation of "number" may stand between: N.º, Nº, N°, No., nro., núm.,
+                // número, n., # (Spanish and Portuguese).
+                r"(?:\s*:?\s+(?:n\s?\.?\s?[°ºo]\.?|n[úu]m(?:ero|\.)?|nro\.?|n\.)|\s*#)?\s*:?\s*",
                 r"(?-i:([VE]-?\d{1,2}\.?\d{3}\.?\d{3}|\d{4}-\d{4}-\d{5}|\d{1,2}-\d{1,4}-\d{1,6}|\d{1,3}(?:\.\d{3}){1,3}|\d{5,10}))",
                 r"(?-u:\b)"
             )),
@@ -327,8 +329,46 @@ const KEYWORDS: &[(&str, &[PiiType])] = &[
     ("CI", &[PiiType::UyCi, PiiType::IdDocument]),
     ("IDENTIDAD", &[PiiType::CuCi, PiiType::IdDocument]),
     ("CARNÉ", &[PiiType::CuCi, PiiType::IdDocument]),
+    ("CARNET", &[PiiType::IdDocument]),
+    ("DOCUMENTO", &[PiiType::IdDocument]),
     ("ELECTORAL", &[PiiType::DoCedula]),
+    // Phones: the words and phrases that announce one in Spanish and Portuguese.
     ("TEL", &[PiiType::Phone]),
+    ("TELF", &[PiiType::Phone]),
+    ("TLF", &[PiiType::Phone]),
+    ("TFNO", &[PiiType::Phone]),
+    ("FONO", &[PiiType::Phone]),
+    ("CELU", &[PiiType::Phone]),
+    ("WHATS", &[PiiType::Phone]),
+    ("WSP", &[PiiType::Phone]),
+    ("WPP", &[PiiType::Phone]),
+    ("ZAP", &[PiiType::Phone]),
+    ("CONTACTO", &[PiiType::Phone]),
+    ("CONTATO", &[PiiType::Phone]),
+    ("LLAMAME", &[PiiType::Phone]),
+    ("LLÁMENOS", &[PiiType::Phone]),
+    ("LLAMENOS", &[PiiType::Phone]),
+    ("LLÁMANOS", &[PiiType::Phone]),
+    ("LLAMANOS", &[PiiType::Phone]),
+    ("LLAMA AL", &[PiiType::Phone]),
+    ("MARCAR", &[PiiType::Phone]),
+    ("MARQUE", &[PiiType::Phone]),
+    ("MARCÁ", &[PiiType::Phone]),
+    ("ESCRÍBEME", &[PiiType::Phone]),
+    ("ESCRIBEME", &[PiiType::Phone]),
+    ("ESCRIBIME", &[PiiType::Phone]),
+    ("ESCRÍBENOS", &[PiiType::Phone]),
+    ("ESCRIBINOS", &[PiiType::Phone]),
+    ("MI NÚMERO", &[PiiType::Phone]),
+    ("MI NUMERO", &[PiiType::Phone]),
+    ("MEU NÚMERO", &[PiiType::Phone]),
+    ("MEU NUMERO", &[PiiType::Phone]),
+    ("ME LIGA", &[PiiType::Phone]),
+    ("LIGA PRA", &[PiiType::Phone]),
+    ("LIGA PARA", &[PiiType::Phone]),
+    ("LIGUEM", &[PiiType::Phone]),
+    ("ME CHAMA", &[PiiType::Phone]),
+    ("CHAMA NO", &[PiiType::Phone]),
     ("TEL.", &[PiiType::Phone]),
     ("TELÉFONO", &[PiiType::Phone]),
     ("TELEFONO", &[PiiType::Phone]),
@@ -357,11 +397,14 @@ const PHONE_REGIONS: [&str; 21] = [
     "PY", "PE", "UY", "VE", "PR",
 ];
 
+/// A quantity written with thousands dots (`1.234.567`): never read as a phone.
+static THOUSANDS: LazyLock<Regex> = LazyLock::new(|| re(r"^\d{1,3}(?:\.\d{3})+$"));
+
 /// A phone number in national format, valid in `country` (ISO 3166-1 alpha-2) or, without one,
 /// in some country of the region.
 pub(crate) fn national_phone(value: &str, country: Option<&str>) -> bool {
     let digits = value.bytes().filter(u8::is_ascii_digit).count();
-    if !(7..=12).contains(&digits) {
+    if !(7..=12).contains(&digits) || THOUSANDS.is_match(value) {
         return false;
     }
     let valid_in = |region: &str| {

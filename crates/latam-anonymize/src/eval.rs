@@ -45,6 +45,14 @@ fn phrases(kind: PiiType) -> &'static [&'static str] {
             "Llamar al {} después de las 18 horas.",
             "Meu WhatsApp é {}.",
             "Teléfono de contacto: {}.",
+            "Qualquer coisa me liga no {} à noite.",
+            "Llamame al {} cuando llegues.",
+            "Escríbeme al WhatsApp {} y te paso la dirección.",
+            "whats: {}",
+            "Cel. {} (solo mensajes).",
+            "Fono {}, horario de oficina.",
+            "Contato: {}.",
+            "Ligue para {} e agende.",
         ],
         PiiType::Ip => &[
             "El acceso se registró desde la IP {} a medianoche.",
@@ -59,17 +67,27 @@ fn phrases(kind: PiiType) -> &'static [&'static str] {
             "Transferência para o IBAN {}.",
         ],
         PiiType::ArCbu => &["Transferir a la CBU {} antes del viernes."],
+        _ => identifier_phrases(kind),
+    }
+}
+
+/// Phrases that carry an identifier or a name (the contact kinds are in [`phrases`]).
+fn identifier_phrases(kind: PiiType) -> &'static [&'static str] {
+    match kind {
         PiiType::ClRut => &[
             "El contribuyente, RUT {}, presentó su declaración.",
             "Mi RUN es {} y vivo en Arica.",
+            "RUT núm. {} del arrendatario.",
         ],
         PiiType::ArCuit => &[
             "Facturar a la CUIT {} por los servicios.",
             "CUIL del trabajador: {}.",
+            "CUIT Nro. {} (monotributo).",
         ],
         PiiType::BrCpf => &[
             "Meu CPF é {} e moro em Salvador.",
             "Informe o CPF {} no cadastro.",
+            "portador do CPF n.º {}, residente em Belém.",
         ],
         PiiType::BrCnpj => &[
             "A empresa, inscrita no CNPJ sob o nº {}, declarou falência.",
@@ -94,13 +112,18 @@ fn phrases(kind: PiiType) -> &'static [&'static str] {
         PiiType::PeRuc => &[
             "Razón social con RUC {} en Arequipa.",
             "RUC {}, contribuyente activo.",
+            "con RUC N° {} y domicilio fiscal en Lima.",
         ],
         PiiType::UyCi => &[
             "La cédula {} figura en el padrón de Montevideo.",
             "Con C.I. {} se inscribió.",
         ],
         PiiType::UyRut => &["RUT uruguayo {} de la cooperativa.", "Empresa con RUT {}."],
-        PiiType::EcCedula => &["Ciudadana con cédula {} de Quito.", "Número de cédula: {}."],
+        PiiType::EcCedula => &[
+            "Ciudadana con cédula {} de Quito.",
+            "Número de cédula: {}.",
+            "con cédula No. {}, domiciliado en Cuenca.",
+        ],
         PiiType::EcRuc => &["El RUC {} pertenece al comercio de Guayaquil.", "RUC {}."],
         PiiType::VeRif => &["Proveedor con RIF {} en Caracas.", "RIF: {}."],
         PiiType::PyRuc => &["Contribuyente con RUC {} de Asunción.", "RUC paraguayo {}."],
@@ -129,7 +152,13 @@ fn phrases(kind: PiiType) -> &'static [&'static str] {
             "Identificado con C.C. {} de Bogotá.",
             "Con cédula de identidad {} se presentó.",
             "CI {} LP, La Paz.",
+            "identificado con DNI N.º {}, con domicilio en Lima.",
+            "con CI Nº {} expedido en Cochabamba.",
+            "C.C. No. {} de Medellín.",
+            "DNI nro. {}.",
+            "titular del documento número {}.",
         ],
+        _ => &[],
     }
 }
 
@@ -144,14 +173,45 @@ const KEEP: &[(&str, &[&str])] = &[
         ],
     ),
     ("price", &["$ ##.###,##", "R$ #.###,##", "US$ ###.###"]),
-    ("population", &["#.###.### habitantes", "##.### pessoas"]),
+    (
+        "population",
+        &[
+            "#.###.### habitantes",
+            "##.### pessoas",
+            "el contacto con #.###.### votantes",
+        ],
+    ),
     (
         "date",
         &["el ##/##/19##", "em ##/##/20##", "el # de marzo de 19##"],
     ),
     ("year", &["en 19##", "no ano de 20##"]),
-    ("isbn", &["ISBN 978-#-##-######-#"]),
-    ("article", &["el artículo ###", "o artigo ##"]),
+    (
+        "isbn",
+        &["ISBN 978-#-##-######-#", "ISBN 978-##-####-###-#"],
+    ),
+    (
+        "article",
+        &[
+            "el artículo ###",
+            "o artigo ##",
+            "el artículo N.º ##",
+            "o artigo n.º ###",
+            "la Resolución Nro. ###-20##",
+            "el inciso núm. #",
+        ],
+    ),
+    (
+        "number",
+        &[
+            "la edición N° ###",
+            "el boletín No. ####",
+            "la casa # ####",
+            "la llamada número ##",
+            "los ### contactos",
+            "la línea de contacto ### de la serie",
+        ],
+    ),
     ("percentage", &["un ##,# %", "##% dos votos"]),
     ("altitude", &["a #.### m de altitud", "a ### metros"]),
     (
@@ -176,9 +236,8 @@ fn fill_digits(pattern: &str, rng: &mut Rng) -> String {
         .collect()
 }
 
-/// `per_kind` records for every kind (but names, which are measured on real text, being off by
-/// default): a real sentence, a phrase with the value, and a phrase of non-personal numbers, in
-/// a shuffled order.
+/// `per_kind` records for every kind but names (measured on real text instead): a real
+/// sentence, a phrase with the value, and a phrase of non-personal numbers, in a shuffled order.
 pub fn build(sentences: &[&str], per_kind: usize, seed: u64) -> Vec<EvalRecord> {
     let mut rng = Rng::new(seed);
     let mut records = Vec::new();

@@ -72,7 +72,7 @@ pub(crate) fn run(args: &AnonymizeArgs) -> Result<u8, Failure> {
         ..AnonymizeConfig::default()
     }
     .build()
-    .map_err(|e| Failure::usage(anyhow::anyhow!(e)))?;
+    .map_err(Failure::usage)?;
     if let Some(path) = &args.make_eval {
         return make_eval(path, args.per_kind, args.seed);
     }

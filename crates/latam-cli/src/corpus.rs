@@ -279,10 +279,11 @@ fn findings_line(step: &latam_pipeline::StepStats) -> String {
     let mut kinds: Vec<(&str, u64)> = step.findings.iter().collect();
     kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let listed: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    let mut line = format!("found {}", listed.join(", "));
-    if step.findings.is_empty() {
-        line = "found nothing".to_owned();
-    }
+    let mut line = if listed.is_empty() {
+        "found nothing".to_owned()
+    } else {
+        format!("found {}", listed.join(", "))
+    };
     let rejected = step.findings_in_rejected.total();
     if rejected > 0 {
         let _ = write!(line, " (+{rejected} in rejected documents)");

@@ -76,6 +76,7 @@ enum Sink {
         part: PartWriter,
         compression: Compression,
         block: Vec<u8>,
+        lines: u64,
     },
     Parquet(PartWriter),
 }
@@ -92,6 +93,7 @@ impl Sink {
                 part,
                 compression,
                 block: Vec::with_capacity(BLOCK_BYTES + (64 << 10)),
+                lines: 0,
             },
             OutputFormat::Parquet => Self::Parquet(part),
         })
@@ -107,11 +109,13 @@ impl Sink {
                 part,
                 compression,
                 block,
+                lines,
             } => {
                 serde_json::to_writer(&mut *block, &record)?;
                 block.push(b'\n');
+                *lines += 1;
                 if block.len() >= BLOCK_BYTES {
-                    flush_block(part, *compression, block)?;
+                    flush_block(part, *compression, block, lines)?;
                 }
             }
             Self::Parquet(part) => {
@@ -130,8 +134,9 @@ impl Sink {
                 mut part,
                 compression,
                 mut block,
+                mut lines,
             } => {
-                flush_block(&mut part, compression, &mut block)?;
+                flush_block(&mut part, compression, &mut block, &mut lines)?;
                 part.finish()?;
             }
             Self::Parquet(part) => part.finish()?,
@@ -140,17 +145,18 @@ impl Sink {
     }
 }
 
+/// Compresses and writes the `lines` records of `block`, emptying both.
 fn flush_block(
     part: &mut PartWriter,
     compression: Compression,
     block: &mut Vec<u8>,
+    lines: &mut u64,
 ) -> anyhow::Result<()> {
     if block.is_empty() {
         return Ok(());
     }
-    let lines = block.iter().filter(|&&b| b == b'\n').count() as u64;
     let bytes = compress_block(std::mem::take(block), compression)?;
-    part.write_block(&bytes, lines)?;
+    part.write_block(&bytes, std::mem::take(lines))?;
     Ok(())
 }
 

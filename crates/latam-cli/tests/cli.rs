@@ -235,10 +235,13 @@ fn started_until(
 
 /// Temp files under `dir`.
 fn temp_files(dir: &std::path::Path) -> Vec<String> {
-    walkdir(dir)
-        .into_iter()
-        .filter(|p| p.ends_with(".tmp"))
-        .collect()
+    walkdir(dir).into_iter().filter(|p| is_temp(p)).collect()
+}
+
+fn is_temp(path: &str) -> bool {
+    std::path::Path::new(path)
+        .extension()
+        .is_some_and(|e| e == "tmp")
 }
 
 fn walkdir(dir: &std::path::Path) -> Vec<String> {
@@ -393,7 +396,7 @@ fn a_run_killed_in_its_scan_starts_the_scan_over() {
             spool.is_dir()
                 && walkdir(&spool)
                     .iter()
-                    .any(|p| p.ends_with(".tmp") && std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+                    .any(|p| is_temp(p) && std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
         },
     );
     child.kill().unwrap();
@@ -1351,7 +1354,10 @@ fn all_text_under(dir: &std::path::Path) -> Vec<(String, String)> {
         .into_iter()
         .map(|path| {
             let raw = std::fs::read(&path).unwrap();
-            let bytes = if path.ends_with(".zst") {
+            let zstd = std::path::Path::new(&path)
+                .extension()
+                .is_some_and(|e| e == "zst");
+            let bytes = if zstd {
                 zstd::decode_all(raw.as_slice()).unwrap()
             } else {
                 raw

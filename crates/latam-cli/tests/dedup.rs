@@ -253,18 +253,19 @@ fn tasks_started_together_on_a_new_work_directory_all_succeed_and_agree() {
     corpus(&s);
     for round in 0..3 {
         let work = format!("w{round}");
-        for (t, run) in signatures_at_once(&s, "in/", &work, 4)
-            .into_iter()
-            .enumerate()
-        {
+        for run in signatures_at_once(&s, "in/", &work, 4) {
             run.expect(0);
-            let _ = t;
         }
-        let names: Vec<String> = std::fs::read_dir(s.path(&work))
+        let names: Vec<std::path::PathBuf> = std::fs::read_dir(s.path(&work))
             .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .map(|e| e.unwrap().path())
             .collect();
-        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+        assert!(
+            names
+                .iter()
+                .all(|n| n.extension().is_none_or(|e| e != "tmp")),
+            "{names:?}"
+        );
         let (summary, _) = clusters_of(&s, &work);
         assert_eq!(summary["to_remove"], 20, "round {round}");
     }

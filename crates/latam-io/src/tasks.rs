@@ -90,13 +90,15 @@ pub fn describe_lines(lines: &Range<u64>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
     use crate::{Compression, RecordKind};
 
     fn jsonl(name: &str, lines: usize) -> InputFile {
         let mut text = String::new();
         for i in 0..lines {
-            text.push_str(&format!("{{\"text\": \"documento número {i}\"}}\n"));
+            let _ = writeln!(text, "{{\"text\": \"documento número {i}\"}}");
         }
         let bytes: &'static [u8] = Box::leak(text.into_bytes().into_boxed_slice());
         InputFile::in_memory(name, Format::Jsonl(Compression::None), bytes)

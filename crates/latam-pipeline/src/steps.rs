@@ -25,34 +25,34 @@ pub(crate) fn build_stages(config: &PipelineConfig) -> Result<Vec<Stage>, Pipeli
         .iter()
         .zip(&names)
         .map(|(step, name)| {
-            let invalid = |message: String| PipelineError::Step {
+            let invalid = |e: &dyn std::fmt::Display| PipelineError::Step {
                 step: name.clone(),
-                message,
+                message: e.to_string(),
             };
             Ok(match step {
                 StepConfig::Normalize(c) => Stage::Map(Box::new(c.build())),
                 StepConfig::DetectLanguage(c) => {
-                    Stage::Map(Box::new(c.build().map_err(|e| invalid(e.to_string()))?))
+                    Stage::Map(Box::new(c.build().map_err(|e| invalid(&e))?))
                 }
                 StepConfig::FilterLength(c) => Stage::Map(Box::new(c.build())),
                 StepConfig::FilterQuality(c) => {
-                    Stage::Map(Box::new(c.build().map_err(|e| invalid(e.to_string()))?))
+                    Stage::Map(Box::new(c.build().map_err(|e| invalid(&e))?))
                 }
                 StepConfig::FilterMetadata(c) => {
-                    Stage::Map(Box::new(c.build().map_err(|e| invalid(e.to_string()))?))
+                    Stage::Map(Box::new(c.build().map_err(|e| invalid(&e))?))
                 }
                 StepConfig::DedupExact(c) => Stage::Ordered(Box::new(c.build())),
                 StepConfig::Anonymize(c) => {
-                    Stage::Map(Box::new(c.build().map_err(|e| invalid(e.to_string()))?))
+                    Stage::Map(Box::new(c.build().map_err(|e| invalid(&e))?))
                 }
                 StepConfig::DedupMinhash(c) => {
-                    Stage::Corpus(Box::new(c.build().map_err(|e| invalid(e.to_string()))?))
+                    Stage::Corpus(Box::new(c.build().map_err(|e| invalid(&e))?))
                 }
                 StepConfig::Decontaminate(c) => {
-                    Stage::Map(Box::new(c.build().map_err(|e| invalid(e.to_string()))?))
+                    Stage::Map(Box::new(c.build().map_err(|e| invalid(&e))?))
                 }
                 StepConfig::DedupParagraph(c) => {
-                    Stage::Corpus(Box::new(c.build().map_err(|e| invalid(e.to_string()))?))
+                    Stage::Corpus(Box::new(c.build().map_err(|e| invalid(&e))?))
                 }
             })
         })
