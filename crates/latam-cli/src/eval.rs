@@ -284,7 +284,8 @@ fn execute(config: &RunConfig, args: &RunArgs) -> Result<u8, Failure> {
     .map_err(|e| match e {
         latam_eval::EvalError::Usage(_)
         | latam_eval::EvalError::Data { .. }
-        | latam_eval::EvalError::Benchmark(_) => Failure::usage(e),
+        | latam_eval::EvalError::Benchmark(_)
+        | latam_eval::EvalError::NoLogprobs { .. } => Failure::usage(e),
         other => Failure::from(other),
     })?;
     bar.finish_and_clear();

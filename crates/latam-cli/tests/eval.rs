@@ -411,7 +411,8 @@ fn perplexity_and_bits_per_byte_are_exact() {
             "none",
         ],
     );
-    let run = run.expect(1);
+    // A backend without prompt log-probabilities is no passing fault: a usage error.
+    let run = run.expect(2);
     assert!(
         run.stderr().contains("gives no prompt log-probabilities")
             && run.stderr().contains("--mc-mode generate"),

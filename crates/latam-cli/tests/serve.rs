@@ -465,7 +465,7 @@ fn generate_prints_the_completion() {
     assert_eq!(sampled("5"), sampled("5"));
     let run = s
         .run(&["generate", "--model", "missing.gguf", "--prompt", "x"])
-        .expect(1);
+        .expect(2);
     assert!(run.stderr().contains("missing.gguf"), "{}", run.stderr());
 }
 
