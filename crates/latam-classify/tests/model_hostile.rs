@@ -176,7 +176,7 @@ fn hostile_model_files_give_errors_not_panics() {
             "{name}: {report}"
         );
         if outcomes.panics() > 0 {
-            panics.push_str(&format!("\n{name}: {report}"));
+            panics.push_str(&["\n", name, ": ", &report].concat());
         }
     };
     let small_models = [
@@ -222,7 +222,7 @@ fn sizes_in_the_header_are_checked_before_allocating() {
     long[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
     assert!(refusal(&long).contains("truncated"));
     let buckets = with_header(&model, |h| {
-        h["config"]["features"]["buckets"] = json!(u32::MAX)
+        h["config"]["features"]["buckets"] = json!(u32::MAX);
     });
     assert!(refusal(&buckets).contains("at most 16777216"));
     for dim in [1u64 << 40, u64::MAX / 2, u64::MAX] {
@@ -258,7 +258,7 @@ fn rows_must_name_distinct_buckets_within_the_index() {
 fn a_model_asking_for_endless_word_ngrams_still_predicts() {
     let model = small(true, Loss::Softmax);
     let endless = with_header(&model, |h| {
-        h["config"]["features"]["word_ngrams"] = json!(u64::MAX)
+        h["config"]["features"]["word_ngrams"] = json!(u64::MAX);
     });
     assert_eq!(load(&endless).unwrap(), 3);
 }

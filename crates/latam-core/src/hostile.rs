@@ -167,9 +167,10 @@ mod tests {
     fn edits_stay_in_the_fields_mostly_and_change_the_file() {
         let file = vec![0u8; 1000];
         let mut rng = Rng::new(1);
+        let fields: Vec<Range<usize>> = vec![10..20, 10..20];
         let (mut changed, mut inside) = (0, 0);
         for _ in 0..1000 {
-            let edited = mutate(&file, &[10..20], &mut rng);
+            let edited = mutate(&file, &fields, &mut rng);
             assert_eq!(edited.len(), file.len());
             let diff: Vec<usize> = (0..file.len()).filter(|&i| edited[i] != 0).collect();
             changed += usize::from(!diff.is_empty());

@@ -60,10 +60,10 @@ fn model_bytes(dir: &Path, extra: &[(&str, gguf_file::Value)]) -> Vec<u8> {
     out.into_inner()
 }
 
-/// The header's fixed fields, and the 40 bytes after each key and tensor name (a value's type
+/// The header's fixed fields, the rest of the header, and the 40 bytes after each key and tensor name (a value's type
 /// and length, or a tensor's dimensions, type and offset).
-fn header_fields(bytes: &[u8], names: &[&str]) -> Vec<Range<usize>> {
-    let mut fields = vec![0..24];
+fn header_fields(bytes: &[u8], names: &[&str], header_end: usize) -> Vec<Range<usize>> {
+    let mut fields = vec![0..24, 24..header_end];
     for name in names {
         let mut from = 0;
         while let Some(at) = find(&bytes[from..], name.as_bytes()) {
@@ -126,8 +126,7 @@ fn hostile_headers_give_errors_not_panics() {
         "ffn_down.weight",
         "attn_norm.weight",
     ];
-    let mut fields = header_fields(&bytes, &names);
-    fields.push(24..header_end);
+    let fields = header_fields(&bytes, &names, header_end);
     let mut rng = Rng::new(14);
     let cuts = truncations(bytes.len(), 40, 100)
         .into_iter()
