@@ -67,7 +67,9 @@ impl FeatureConfig {
             self.word_features(&word, &mut words, out);
         }
         let buckets = u64::from(self.buckets.max(1));
-        for n in 1..=self.word_ngrams {
+        // Longer n-grams than there are words have no window (and a hostile model file may ask
+        // for 2^64 of them).
+        for n in 1..=self.word_ngrams.min(words.len()) {
             for gram in words.windows(n) {
                 let h = gram
                     .iter()

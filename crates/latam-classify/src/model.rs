@@ -184,6 +184,11 @@ impl Classifier {
                 "`dim`, `epochs` and `buckets` must be at least 1".into(),
             ));
         }
+        if config.features.buckets as usize > MAX_BUCKETS {
+            return Err(ClassifyError::Data(format!(
+                "`buckets` must be at most {MAX_BUCKETS}"
+            )));
+        }
         let labels: Vec<String> = examples
             .iter()
             .flat_map(|e| e.labels.iter().cloned())
@@ -386,60 +391,82 @@ impl Classifier {
         out
     }
 
-    /// Reads a model written by [`Classifier::write`].
+    /// Reads a model written by [`Classifier::write`] from the rest of `input`.
     pub fn read(input: &mut impl Read) -> Result<Self, ClassifyError> {
+        let mut bytes = Vec::new();
+        input.read_to_end(&mut bytes)?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// Reads a model from bytes, every size in its header checked against their number before
+    /// anything is allocated for it.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ClassifyError> {
         let bad = |what: &str| ClassifyError::Format(what.to_owned());
-        let mut magic = [0u8; 8];
-        input
-            .read_exact(&mut magic)
-            .map_err(|_| bad("too short to be a model"))?;
-        if &magic != MAGIC {
+        let mut input = Bytes(bytes);
+        let magic = input.take(8).map_err(|_| bad("too short to be a model"))?;
+        if magic != MAGIC {
             return Err(bad(
                 "not a latam classifier model (it does not start with LTMCLASS)",
             ));
         }
-        let version = read_u32(input)?;
+        let version = input.u32()?;
         if version != VERSION {
             return Err(ClassifyError::Format(format!(
                 "model format version {version}; this tool reads version {VERSION}"
             )));
         }
-        let len = read_u32(input)? as usize;
-        let mut header = vec![0u8; len];
-        input.read_exact(&mut header)?;
+        let len = input.u32()? as usize;
         let header: Header =
-            serde_json::from_slice(&header).map_err(|e| bad(&format!("header: {e}")))?;
+            serde_json::from_slice(input.take(len)?).map_err(|e| bad(&format!("header: {e}")))?;
         let dim = header.config.dim;
         let buckets = header.config.features.buckets as usize;
         if dim == 0 || header.labels.len() < 2 || buckets == 0 {
             return Err(bad("header: no dimension, buckets or labels"));
         }
-        let used = read_u32(input)? as usize;
+        if buckets > MAX_BUCKETS {
+            return Err(ClassifyError::Format(format!(
+                "header: {buckets} buckets (at most {MAX_BUCKETS})"
+            )));
+        }
+        let used = input.u32()? as usize;
         if used > buckets {
             return Err(bad("more rows than buckets"));
+        }
+        let quantize = header.config.quantize;
+        // A row: its bucket (4 bytes), then a scale (4) and `dim` bytes, or `dim` floats.
+        let row_bytes = if quantize {
+            dim.checked_add(8)
+        } else {
+            dim.checked_mul(4).and_then(|b| b.checked_add(4))
+        };
+        let need = row_bytes
+            .and_then(|r| r.checked_mul(used))
+            .and_then(|b| b.checked_add(header.labels.len().checked_mul(dim)?.checked_mul(4)?));
+        match need {
+            Some(need) if need == input.0.len() => {}
+            Some(need) if need < input.0.len() => {
+                return Err(bad("bytes after the end of the model"));
+            }
+            _ => return Err(truncated()),
         }
         let mut index = vec![0u32; buckets];
         let mut rows = Vec::with_capacity(used * dim);
         for r in 0..used {
-            let bucket = read_u32(input)? as usize;
-            if bucket >= buckets {
-                return Err(bad("a row outside the buckets"));
+            let bucket = input.u32()? as usize;
+            match index.get_mut(bucket) {
+                Some(slot @ 0) => *slot = r as u32 + 1,
+                Some(_) => return Err(bad("a bucket with two rows")),
+                None => return Err(bad("a row outside the buckets")),
             }
-            index[bucket] = r as u32 + 1;
-            if header.config.quantize {
-                let scale = read_f32(input)?;
-                let mut q = vec![0u8; dim];
-                input.read_exact(&mut q)?;
-                rows.extend(q.into_iter().map(|v| f32::from(v.cast_signed()) * scale));
+            if quantize {
+                let scale = input.f32()?;
+                let q = input.take(dim)?;
+                rows.extend(q.iter().map(|v| f32::from(v.cast_signed()) * scale));
             } else {
-                for _ in 0..dim {
-                    rows.push(read_f32(input)?);
-                }
+                rows.extend(input.f32s(dim)?);
             }
         }
-        let output = (0..header.labels.len() * dim)
-            .map(|_| read_f32(input))
-            .collect::<Result<Vec<_>, _>>()?;
+        let output = input.f32s(header.labels.len() * dim)?;
         Ok(Self {
             header,
             index,
@@ -447,11 +474,41 @@ impl Classifier {
             output,
         })
     }
+}
 
-    /// Reads a model from bytes.
-    pub fn from_bytes(mut bytes: &[u8]) -> Result<Self, ClassifyError> {
-        Self::read(&mut bytes)
+/// The most hash buckets a model may have: its index holds 4 bytes per bucket (64 MiB here);
+/// fastText's default is 2 million.
+const MAX_BUCKETS: usize = 1 << 24;
+
+/// What is left of a model file.
+struct Bytes<'a>(&'a [u8]);
+
+impl<'a> Bytes<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ClassifyError> {
+        if n > self.0.len() {
+            return Err(truncated());
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
     }
+
+    fn u32(&mut self) -> Result<u32, ClassifyError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn f32(&mut self) -> Result<f32, ClassifyError> {
+        self.u32().map(f32::from_bits)
+    }
+
+    fn f32s(&mut self, n: usize) -> Result<Vec<f32>, ClassifyError> {
+        (0..n).map(|_| self.f32()).collect()
+    }
+}
+
+fn truncated() -> ClassifyError {
+    ClassifyError::Format("the model file is truncated".into())
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -467,18 +524,6 @@ fn quantize(row: &[f32]) -> (f32, Vec<i8>) {
         .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8)
         .collect();
     (scale, q)
-}
-
-fn read_u32(input: &mut impl Read) -> Result<u32, ClassifyError> {
-    let mut b = [0u8; 4];
-    input
-        .read_exact(&mut b)
-        .map_err(|_| ClassifyError::Format("the model file is truncated".into()))?;
-    Ok(u32::from_le_bytes(b))
-}
-
-fn read_f32(input: &mut impl Read) -> Result<f32, ClassifyError> {
-    read_u32(input).map(f32::from_bits)
 }
 
 #[cfg(test)]

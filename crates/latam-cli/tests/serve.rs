@@ -287,7 +287,7 @@ fn bad_requests_get_openai_errors() {
             "/v1/completions",
             json!({"prompt": "hola", "temperature": -1}).to_string(),
             400,
-            None,
+            Some("temperature"),
         ),
         (
             "/v1/completions",

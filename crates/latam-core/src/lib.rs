@@ -13,6 +13,7 @@
 //! ```
 
 mod document;
+pub mod hostile;
 mod html;
 mod rng;
 mod step;

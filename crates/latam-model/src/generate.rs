@@ -140,7 +140,10 @@ impl Generation {
                 request.max_tokens
             )));
         }
-        request.sampling.validate().map_err(ModelError::Input)?;
+        request
+            .sampling
+            .validate()
+            .map_err(|e| ModelError::Input(e.to_string()))?;
         Ok(Self {
             sampler: Sampler::new(request.sampling.clone(), &request.prompt),
             cache: model.new_cache(),

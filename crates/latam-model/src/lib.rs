@@ -13,6 +13,7 @@ mod blocks;
 mod chat;
 mod config;
 mod generate;
+mod gguf;
 mod llama;
 mod load;
 mod sampling;
@@ -25,7 +26,7 @@ pub use config::{Llama3Scaling, ModelConfig};
 pub use generate::{Event, FinishReason, Generation, GenerationRequest, TokenLogprob};
 pub use llama::{KvCache, Llama, RopeLayout, log_softmax};
 pub use load::{LoadOptions, Model, Requantize};
-pub use sampling::{Sampler, SamplingParams, argmax};
+pub use sampling::{InvalidSampling, Sampler, SamplingParams, argmax};
 pub use tokenizer::{IncrementalDecoder, Tokenizer};
 
 /// What can go wrong loading or running a model.

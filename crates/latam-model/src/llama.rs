@@ -180,7 +180,7 @@ fn fuse(parts: &[Matrix], device: &Device) -> Result<Option<Matrix>, ModelError>
     )))))
 }
 
-/// A loaded Llama: weights, RoPE tables and the device they live on.
+/// A loaded Llama: weights, RoPE frequencies and the device they live on.
 pub struct Llama {
     config: ModelConfig,
     /// Token embeddings, kept as stored (rows are dequantized when looked up).
@@ -188,8 +188,9 @@ pub struct Llama {
     blocks: Vec<Block>,
     norm: Tensor,
     lm_head: Matrix,
-    cos: Tensor,
-    sin: Tensor,
+    /// RoPE inverse frequencies, `[1, head_dim / 2]`: the angles of the positions that run are
+    /// computed as they run (a table for the whole context would be sized by a file's claim).
+    inv_freq: Tensor,
     layout: RopeLayout,
     device: Device,
 }
@@ -283,6 +284,9 @@ impl LayerCache {
 
 /// Where the weights of a checkpoint come from, under their Hugging Face or GGUF names.
 pub(crate) trait WeightSource {
+    /// A weight's shape (`[rows, columns]` or `[width]`), or `None` when absent; read from the
+    /// file's header, before any weight.
+    fn shape(&self, name: &str) -> Option<Vec<usize>>;
     /// A matrix (quantized or not), or `None` when absent.
     fn matrix(&mut self, name: &str) -> Result<Option<Matrix>, ModelError>;
     /// A tensor as `f32` on the device, or `None` when absent.
@@ -332,6 +336,50 @@ pub(crate) const GGUF_NAMES: Names = Names {
     ],
 };
 
+impl Names {
+    /// Checks every weight's shape against the configuration before any is read, so that no
+    /// size a file claims in its configuration is allocated unless the file holds it; the
+    /// output projection and `rope_freqs.weight` may be absent, the rest may not.
+    fn check_shapes(&self, c: &ModelConfig, source: &dyn WeightSource) -> Result<(), ModelError> {
+        let overflow = || ModelError::Config("the model's sizes overflow".into());
+        let q = c.num_heads.checked_mul(c.head_dim).ok_or_else(overflow)?;
+        let kv = c
+            .num_kv_heads
+            .checked_mul(c.head_dim)
+            .ok_or_else(overflow)?;
+        let (d, f) = (c.hidden_size, c.intermediate_size);
+        let block = [
+            vec![d],
+            vec![q, d],
+            vec![kv, d],
+            vec![kv, d],
+            vec![d, q],
+            vec![d],
+            vec![f, d],
+            vec![f, d],
+            vec![d, f],
+        ];
+        let check = |name: &str, want: &[usize], required: bool| match source.shape(name) {
+            None if required => Err(ModelError::Weights(format!("the checkpoint has no {name}"))),
+            Some(got) if got != want => Err(ModelError::Weights(format!(
+                "{name} has shape {got:?} where the configuration needs {want:?}"
+            ))),
+            _ => Ok(()),
+        };
+        check(self.embed, &[c.vocab_size, d], true)?;
+        check(self.lm_head, &[c.vocab_size, d], false)?;
+        check(self.norm, &[d], true)?;
+        check("rope_freqs.weight", &[c.head_dim / 2], false)?;
+        // Layer by layer: a claim of more layers than the file has stops at the first missing.
+        for layer in 0..c.num_layers {
+            for (name, want) in self.block.iter().zip(&block) {
+                check(&name.replace("{}", &layer.to_string()), want, true)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Llama {
     /// Builds the model from a source of weights; a `rope_freqs.weight` tensor (GGUF's form of
     /// Llama 3.1's RoPE scaling) divides the RoPE frequencies.
@@ -342,6 +390,7 @@ impl Llama {
         layout: RopeLayout,
         device: &Device,
     ) -> Result<Self, ModelError> {
+        names.check_shapes(&config, source)?;
         let missing = |name: &str| ModelError::Weights(format!("the checkpoint has no {name}"));
         let matrix = |source: &mut dyn WeightSource, name: String| {
             source.matrix(&name)?.ok_or_else(|| missing(&name))
@@ -394,16 +443,15 @@ impl Llama {
                 *f /= s;
             }
         }
-        let (cos, sin) = rope_tables(&inv_freq, config.max_position_embeddings, device)
-            .map_err(ModelError::from)?;
+        let half = inv_freq.len();
+        let inv_freq = Tensor::from_vec(inv_freq, (1, half), device)?;
         Ok(Self {
             config,
             embed,
             blocks,
             norm,
             lm_head,
-            cos,
-            sin,
+            inv_freq,
             layout,
             device: device.clone(),
         })
@@ -477,8 +525,7 @@ impl Llama {
         let mask = (n > 1)
             .then(|| causal_mask(n, pos, &self.device))
             .transpose()?;
-        let cos = self.cos.narrow(0, pos, n)?;
-        let sin = self.sin.narrow(0, pos, n)?;
+        let (cos, sin) = self.rope(&Tensor::arange(pos as u32, (pos + n) as u32, &self.device)?)?;
         let eps = self.config.rms_norm_eps as f32;
         for (block, layer_cache) in self.blocks.iter().zip(&mut cache.layers) {
             let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, eps)?;
@@ -494,6 +541,15 @@ impl Llama {
         };
         let x = candle_nn::ops::rms_norm(&x, &self.norm, eps)?;
         self.lm_head.forward(&x)?.squeeze(0)
+    }
+
+    /// cos and sin of the RoPE angles at `positions` (`u32`, `[n]`): `[n, head_dim / 2]` each.
+    fn rope(&self, positions: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let angles = positions
+            .to_dtype(DType::F32)?
+            .unsqueeze(1)?
+            .broadcast_mul(&self.inv_freq)?;
+        Ok((angles.cos()?, angles.sin()?))
     }
 
     /// Rotated queries and keys, and values, `[batch, heads, n, head_dim]`, of `hidden`
@@ -588,8 +644,8 @@ impl Llama {
         let mut x = self.embed.lookup(tokens, &self.device)?.unsqueeze(1)?;
         let positions: Vec<u32> = caches.iter().map(|c| c.len as u32).collect();
         let positions = Tensor::new(positions.as_slice(), &self.device)?;
-        let cos = self.cos.index_select(&positions, 0)?.unsqueeze(1)?;
-        let sin = self.sin.index_select(&positions, 0)?.unsqueeze(1)?;
+        let (cos, sin) = self.rope(&positions)?;
+        let (cos, sin) = (cos.unsqueeze(1)?, sin.unsqueeze(1)?);
         let eps = self.config.rms_norm_eps as f32;
         for (layer, block) in self.blocks.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, eps)?;
@@ -633,20 +689,6 @@ fn causal_mask(n: usize, pos: usize, device: &Device) -> candle_core::Result<Ten
     Tensor::from_vec(mask, (n, total), device)
 }
 
-fn rope_tables(
-    inv_freq: &[f32],
-    positions: usize,
-    device: &Device,
-) -> candle_core::Result<(Tensor, Tensor)> {
-    let half = inv_freq.len();
-    let inv = Tensor::from_slice(inv_freq, (1, half), device)?;
-    let t = Tensor::arange(0u32, positions as u32, device)?
-        .to_dtype(DType::F32)?
-        .reshape((positions, 1))?;
-    let angles = t.broadcast_mul(&inv)?;
-    Ok((angles.cos()?, angles.sin()?))
-}
-
 /// Quantized types without a fast CPU kernel, here or in candle, converted at load.
 fn needs_requantize(dtype: GgmlDType) -> bool {
     matches!(dtype, GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_1)
@@ -674,6 +716,11 @@ impl GgufSource {
 }
 
 impl WeightSource for GgufSource {
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        let info = self.content.tensor_infos.get(name)?;
+        Some(info.shape.dims().to_vec())
+    }
+
     fn matrix(&mut self, name: &str) -> Result<Option<Matrix>, ModelError> {
         let Some(mut t) = self.qtensor(name)? else {
             return Ok(None);
@@ -730,6 +777,10 @@ impl SafetensorsSource {
 }
 
 impl WeightSource for SafetensorsSource {
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.tensors.get(name).map(|t| t.dims().to_vec())
+    }
+
     fn matrix(&mut self, name: &str) -> Result<Option<Matrix>, ModelError> {
         Ok(self.take(name)?.map(|t| Matrix::Candle(QMatMul::Tensor(t))))
     }

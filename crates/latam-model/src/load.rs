@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use candle_core::quantized::{GgmlDType, gguf_file};
+use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
 use serde_json::Value;
 
@@ -184,8 +184,9 @@ fn is_gguf(path: &Path) -> Result<bool, ModelError> {
 
 fn load_gguf(path: &Path, options: &LoadOptions, device: &Device) -> Result<Model, ModelError> {
     let file = File::open(path).map_err(|e| ModelError::io(path, e))?;
+    let len = file.metadata().map_err(|e| ModelError::io(path, e))?.len();
     let mut reader = BufReader::new(file);
-    let content = gguf_file::Content::read(&mut reader).map_err(|e| {
+    let content = crate::gguf::read_header(&mut reader, len).map_err(|e| {
         ModelError::Weights(format!("{}: not a readable GGUF file: {e}", path.display()))
     })?;
     let tokenizer = Tokenizer::from_gguf(&content)?;

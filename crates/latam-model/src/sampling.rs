@@ -42,9 +42,19 @@ impl Default for SamplingParams {
     }
 }
 
+/// A sampling parameter out of its range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{name}` must be {range}")]
+pub struct InvalidSampling {
+    /// The parameter's name, as in the OpenAI API (`top_p`).
+    pub name: &'static str,
+    /// The values it may take, in words.
+    pub range: &'static str,
+}
+
 impl SamplingParams {
-    /// A message naming the first parameter out of range.
-    pub fn validate(&self) -> Result<(), String> {
+    /// The first parameter out of range, if any.
+    pub fn validate(&self) -> Result<(), InvalidSampling> {
         let checks = [
             (
                 "temperature",
@@ -78,7 +88,7 @@ impl SamplingParams {
             ),
         ];
         match checks.iter().find(|(_, ok, _)| !ok) {
-            Some((name, _, range)) => Err(format!("`{name}` must be {range}")),
+            Some(&(name, _, range)) => Err(InvalidSampling { name, range }),
             None => Ok(()),
         }
     }
@@ -265,13 +275,14 @@ mod tests {
 
     #[test]
     fn out_of_range_parameters_are_named() {
-        assert!(
-            params(|p| p.top_p = 0.0)
-                .validate()
-                .unwrap_err()
-                .contains("top_p")
+        let err = params(|p| p.top_p = 0.0).validate().unwrap_err();
+        assert_eq!(err.name, "top_p");
+        assert_eq!(
+            err.to_string(),
+            "`top_p` must be greater than 0 and at most 1"
         );
-        assert!(params(|p| p.temperature = -1.0).validate().is_err());
+        let err = params(|p| p.temperature = f32::NAN).validate().unwrap_err();
+        assert_eq!(err.name, "temperature");
         assert!(SamplingParams::default().validate().is_ok());
     }
 }

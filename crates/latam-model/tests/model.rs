@@ -560,7 +560,7 @@ fn broken_files_give_clear_errors() {
     let bytes = std::fs::read(&truncated).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let message = err(&truncated);
-    assert!(message.contains("GGUF tensor"), "{message}");
+    assert!(message.contains("past the end"), "{message}");
     std::fs::write(dir.path().join("config.json"), "{}").unwrap();
     assert!(err(dir.path()).contains("config.json"));
 }

@@ -273,7 +273,7 @@ pub fn parse(model: &Model, endpoint: Endpoint, body: &[u8]) -> Result<Parsed, A
     };
     sampling
         .validate()
-        .map_err(|message| ApiError::invalid(None, message))?;
+        .map_err(|e| ApiError::invalid(Some(e.name), e.to_string()))?;
     let stop = match common.stop {
         None => Vec::new(),
         Some(Stop::One(s)) => vec![s],

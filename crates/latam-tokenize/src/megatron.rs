@@ -5,8 +5,9 @@
 //! little-endian. One sequence per document here, so the boundaries are 0..=n.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use latam_io::AtomicFile;
 
@@ -150,92 +151,77 @@ pub fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// A Megatron indexed dataset read back.
+/// A Megatron indexed dataset read back: the index in memory, its counts, lengths, offsets and
+/// document boundaries checked against the sizes of the `.idx` and the `.bin` before anything is
+/// allocated for them; each sequence read from the `.bin` when asked for.
 pub struct MegatronReader {
     dtype: TokenType,
-    lengths: Vec<i32>,
-    pointers: Vec<i64>,
+    /// Each sequence's byte offset in the `.bin` and its tokens.
+    sequences: Vec<(u64, u32)>,
     documents: Vec<i64>,
-    bin: Vec<u8>,
+    bin: Mutex<File>,
+    bin_path: PathBuf,
 }
 
+/// The fixed part of an index: magic, version, dtype, sequence and document counts.
+const HEADER: usize = 34;
+
 impl MegatronReader {
-    /// Reads `prefix.idx` and `prefix.bin`, checking the header and the offsets.
+    /// Reads `prefix.idx` and opens `prefix.bin`.
     pub fn open(prefix: &Path) -> Result<Self, TokenizeError> {
         let idx_path = with_suffix(prefix, "idx");
-        let bad = |m: &str| TokenizeError::Input(idx_path.clone(), m.to_owned());
-        let mut idx = Vec::new();
-        File::open(&idx_path)
-            .and_then(|mut f| f.read_to_end(&mut idx))
-            .map_err(|e| bad(&e.to_string()))?;
-        if idx.len() < 34 || &idx[..9] != MAGIC {
-            return Err(bad("not a Megatron index (no MMIDIDX header)"));
+        let bad = |m: String| TokenizeError::Input(idx_path.clone(), m);
+        let (file, idx_len) = open_sized(&idx_path)?;
+        let mut idx = BufReader::new(file);
+        let (dtype, n, docs) = read_header(&mut idx, idx_len).map_err(bad)?;
+        let read_err = |e: std::io::Error| bad(e.to_string());
+        let lengths = read_values(&mut idx, n, i32::from_le_bytes).map_err(read_err)?;
+        let pointers = read_values(&mut idx, n, i64::from_le_bytes).map_err(read_err)?;
+        let documents = read_values(&mut idx, docs, i64::from_le_bytes).map_err(read_err)?;
+        let in_order = documents.windows(2).all(|w| w[0] <= w[1]);
+        if !in_order || documents.iter().any(|&d| d < 0 || d as u64 > n as u64) {
+            return Err(bad(format!(
+                "document boundaries out of order or outside 0..={n}"
+            )));
         }
-        let u64_at = |at: usize| u64::from_le_bytes(idx[at..at + 8].try_into().expect("8 bytes"));
-        if u64_at(9) != 1 {
-            return Err(bad("index version other than 1"));
-        }
-        let dtype = match idx[17] {
-            8 => TokenType::Uint16,
-            4 => TokenType::Int32,
-            other => {
-                return Err(bad(&format!(
-                    "token dtype code {other} (only 4 and 8 are read)"
-                )));
-            }
-        };
-        let (n, docs) = (u64_at(18) as usize, u64_at(26) as usize);
-        let need = 34 + n * 4 + n * 8 + docs * 8;
-        if idx.len() < need {
-            return Err(bad("truncated index"));
-        }
-        let lengths = idx[34..34 + n * 4]
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes(c.try_into().expect("4")))
-            .collect();
-        let start = 34 + n * 4;
-        let pointers = idx[start..start + n * 8]
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().expect("8")))
-            .collect();
-        let start = start + n * 8;
-        let documents = idx[start..start + docs * 8]
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().expect("8")))
-            .collect();
         let bin_path = with_suffix(prefix, "bin");
-        let bin = std::fs::read(&bin_path)
-            .map_err(|e| TokenizeError::Input(bin_path.clone(), e.to_string()))?;
-        let reader = Self {
+        let (bin, bin_len) = open_sized(&bin_path)?;
+        let sequences = lengths
+            .into_iter()
+            .zip(pointers)
+            .enumerate()
+            .map(|(i, (length, pointer))| {
+                extent(pointer, length, dtype, bin_len).ok_or_else(|| {
+                    TokenizeError::Input(
+                        bin_path.clone(),
+                        format!(
+                            "sequence {i} ({length} tokens at byte {pointer}) runs past the end \
+                             of the file ({bin_len} bytes)"
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
             dtype,
-            lengths,
-            pointers,
+            sequences,
             documents,
-            bin,
-        };
-        for i in 0..reader.len() {
-            let end = reader.pointers[i] as usize + reader.lengths[i] as usize * dtype.size();
-            if end > reader.bin.len() {
-                return Err(TokenizeError::Input(
-                    bin_path,
-                    format!("sequence {i} runs past the end of the file"),
-                ));
-            }
-        }
-        Ok(reader)
+            bin: Mutex::new(bin),
+            bin_path,
+        })
     }
 
     /// Sequences.
     pub fn len(&self) -> usize {
-        self.lengths.len()
+        self.sequences.len()
     }
 
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
-        self.lengths.is_empty()
+        self.sequences.is_empty()
     }
 
-    /// Document boundaries (sequence indices).
+    /// Document boundaries (sequence indices, in order, each at most [`len`](Self::len)).
     pub fn documents(&self) -> &[i64] {
         &self.documents
     }
@@ -245,11 +231,19 @@ impl MegatronReader {
         self.dtype
     }
 
-    /// Sequence `i`.
-    pub fn get(&self, i: usize) -> Vec<u32> {
-        let start = self.pointers[i] as usize;
-        let bytes = &self.bin[start..start + self.lengths[i] as usize * self.dtype.size()];
-        match self.dtype {
+    /// Sequence `i`, read from the `.bin`.
+    pub fn get(&self, i: usize) -> Result<Vec<u32>, TokenizeError> {
+        let fail = |m: String| TokenizeError::Input(self.bin_path.clone(), m);
+        let &(start, length) = self
+            .sequences
+            .get(i)
+            .ok_or_else(|| fail(format!("no sequence {i}: there are {}", self.len())))?;
+        let mut bytes = vec![0u8; length as usize * self.dtype.size()];
+        let mut bin = self.bin.lock().unwrap_or_else(PoisonError::into_inner);
+        bin.seek(SeekFrom::Start(start))
+            .and_then(|_| bin.read_exact(&mut bytes))
+            .map_err(|e| fail(format!("sequence {i}: {e}")))?;
+        Ok(match self.dtype {
             TokenType::Uint16 => bytes
                 .chunks_exact(2)
                 .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]])))
@@ -258,8 +252,72 @@ impl MegatronReader {
                 .chunks_exact(4)
                 .map(|c| i32::from_le_bytes(c.try_into().expect("4")) as u32)
                 .collect(),
-        }
+        })
     }
+}
+
+/// The token width and the sequence and document counts, checked to fit in the index's `len`
+/// bytes.
+fn read_header(idx: &mut impl Read, len: u64) -> Result<(TokenType, usize, usize), String> {
+    let mut header = [0u8; HEADER];
+    if idx.read_exact(&mut header).is_err() || &header[..9] != MAGIC {
+        return Err("not a Megatron index (no MMIDIDX header)".into());
+    }
+    let u64_at = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
+    if u64_at(9) != 1 {
+        return Err(format!("index version {} (only 1 is read)", u64_at(9)));
+    }
+    let dtype = match header[17] {
+        8 => TokenType::Uint16,
+        4 => TokenType::Int32,
+        other => return Err(format!("token dtype code {other} (only 4 and 8 are read)")),
+    };
+    let (n, docs) = (u64_at(18), u64_at(26));
+    // Per sequence a length (4 bytes) and an offset (8); per document boundary 8 bytes.
+    let need = n
+        .checked_mul(12)
+        .and_then(|b| b.checked_add(docs.checked_mul(8)?))
+        .and_then(|b| b.checked_add(HEADER as u64));
+    match need {
+        Some(need) if need <= len => Ok((dtype, n as usize, docs as usize)),
+        _ => Err(format!(
+            "truncated index: {n} sequences and {docs} document boundaries do not fit in its \
+             {len} bytes"
+        )),
+    }
+}
+
+/// A sequence's byte offset and token count when both are positive and it lies within the
+/// `.bin`'s `bin_len` bytes.
+fn extent(pointer: i64, length: i32, dtype: TokenType, bin_len: u64) -> Option<(u64, u32)> {
+    let start = u64::try_from(pointer).ok()?;
+    let length = u32::try_from(length).ok()?;
+    let end = start.checked_add(u64::from(length) * dtype.size() as u64)?;
+    (end <= bin_len).then_some((start, length))
+}
+
+/// The file and its size.
+fn open_sized(path: &Path) -> Result<(File, u64), TokenizeError> {
+    let bad = |e: std::io::Error| TokenizeError::Input(path.to_owned(), e.to_string());
+    let file = File::open(path).map_err(bad)?;
+    let len = file.metadata().map_err(bad)?.len();
+    Ok((file, len))
+}
+
+/// `count` little-endian values of `W` bytes each, decoded by `decode` (the caller has checked
+/// that the file holds them).
+fn read_values<const W: usize, T>(
+    input: &mut impl Read,
+    count: usize,
+    decode: fn([u8; W]) -> T,
+) -> std::io::Result<Vec<T>> {
+    let mut out = Vec::with_capacity(count);
+    let mut value = [0u8; W];
+    for _ in 0..count {
+        input.read_exact(&mut value)?;
+        out.push(decode(value));
+    }
+    Ok(out)
 }
 
 /// Writes one flat token array as a `.npy` file (numpy format 1.0), nanoGPT/llm.c style: the
@@ -327,5 +385,100 @@ impl NpyWriter {
         std::io::copy(&mut raw, &mut out).map_err(|e| fail(e.to_string()))?;
         out.commit().map_err(|e| fail(e.to_string()))?;
         std::fs::remove_file(&self.raw_path).map_err(|e| fail(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shard of three sequences (2, 0 and 3 tokens): its prefix and its index's bytes.
+    fn shard(dir: &Path) -> (PathBuf, Vec<u8>) {
+        let prefix = dir.join("shard");
+        let mut writer = MegatronWriter::create(&prefix, TokenType::Uint16).unwrap();
+        for ids in [&[5, 6][..], &[], &[7, 8, 9]] {
+            writer.push(ids).unwrap();
+        }
+        writer.finish().unwrap();
+        let idx = std::fs::read(with_suffix(&prefix, "idx")).unwrap();
+        (prefix, idx)
+    }
+
+    /// The error of opening the shard with its index's bytes at `at` replaced by `value`.
+    fn error_with(at: usize, value: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let (prefix, mut idx) = shard(dir.path());
+        idx[at..at + value.len()].copy_from_slice(value);
+        std::fs::write(with_suffix(&prefix, "idx"), idx).unwrap();
+        match MegatronReader::open(&prefix) {
+            Ok(_) => panic!("read"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn reads_back_what_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let (prefix, _) = shard(dir.path());
+        let reader = MegatronReader::open(&prefix).unwrap();
+        assert_eq!(reader.len(), 3);
+        assert_eq!(reader.get(0).unwrap(), [5, 6]);
+        assert!(reader.get(1).unwrap().is_empty());
+        assert_eq!(reader.get(2).unwrap(), [7, 8, 9]);
+        assert_eq!(reader.documents(), [0, 1, 2, 3]);
+    }
+
+    /// `34 + n * 4 + …` overflowed (a panic in debug builds) for a huge sequence count.
+    #[test]
+    fn counts_past_the_file_are_refused_without_overflow() {
+        for n in [u64::MAX, u64::MAX / 4 + 1, 1 << 40, 4] {
+            let err = error_with(18, &n.to_le_bytes());
+            assert!(err.contains("truncated index"), "{n}: {err}");
+        }
+        let err = error_with(26, &u64::MAX.to_le_bytes());
+        assert!(err.contains("truncated index"), "{err}");
+    }
+
+    /// A negative offset or length became a huge `usize` and overflowed.
+    #[test]
+    fn negative_or_huge_lengths_and_offsets_are_refused() {
+        let lengths = HEADER;
+        let pointers = HEADER + 3 * 4;
+        for (at, value) in [
+            (lengths, (-1i32).to_le_bytes().to_vec()),
+            (lengths + 8, i32::MAX.to_le_bytes().to_vec()),
+            (pointers, (-2i64).to_le_bytes().to_vec()),
+            (pointers + 16, i64::MAX.to_le_bytes().to_vec()),
+        ] {
+            let err = error_with(at, &value);
+            assert!(err.contains("runs past the end"), "{err}");
+        }
+    }
+
+    /// Boundaries were returned unchecked: a reader slicing sequences by them panicked.
+    #[test]
+    fn document_boundaries_out_of_range_are_refused() {
+        let documents = HEADER + 3 * 12;
+        for d in [-1i64, 4, i64::MAX] {
+            let err = error_with(documents + 8, &d.to_le_bytes());
+            assert!(err.contains("document boundaries"), "{d}: {err}");
+        }
+    }
+
+    /// `get` indexed its arrays and the whole `.bin` in memory: past the end it panicked.
+    #[test]
+    fn a_missing_sequence_or_a_shrunk_bin_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (prefix, _) = shard(dir.path());
+        let reader = MegatronReader::open(&prefix).unwrap();
+        assert!(
+            reader
+                .get(3)
+                .unwrap_err()
+                .to_string()
+                .contains("no sequence 3")
+        );
+        std::fs::write(with_suffix(&prefix, "bin"), [0u8; 4]).unwrap();
+        assert!(reader.get(2).is_err());
     }
 }

@@ -149,7 +149,7 @@ fn megatron_and_numpy_files_hold_every_document_in_order() {
         let mut expected = vec![0];
         expected.extend(tokenizer.encode_hf(text));
         expected.push(1);
-        assert_eq!(reader.get(i), expected, "document {i}");
+        assert_eq!(reader.get(i).unwrap(), expected, "document {i}");
         total += expected.len() as u64;
     }
     assert_eq!(manifest.tokens, total);
@@ -212,7 +212,7 @@ fn llama3_ids_and_an_independent_megatron_reader() {
     );
     let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
     let sum: u64 = (0..reader.len())
-        .flat_map(|i| reader.get(i))
+        .flat_map(|i| reader.get(i).unwrap())
         .map(u64::from)
         .sum();
     assert_eq!(seen["dtype"], "int32");
