@@ -43,22 +43,24 @@ if [ ! -x "$latam" ]; then
   cargo build --release --locked -p latam-cli
 fi
 
+# Downloaded, unpacked and configured once per WORK folder; the build resumes where it stopped.
 server="$work/llama.cpp/build/bin/llama-server"
-if [ ! -x "$server" ]; then
-  command -v cmake >/dev/null || { echo "needs cmake (apt-get install cmake, or pip install cmake)"; exit 2; }
+if [ ! -d "$work/llama.cpp" ]; then
   python3 -m pip download -q --no-deps --no-binary llama-cpp-python \
     "llama-cpp-python==$version" -d "$work/sdist"
   tar -xzf "$work/sdist/llama_cpp_python-$version.tar.gz" -C "$work/sdist"
-  rm -rf "$work/llama.cpp"
   mv "$work/sdist/llama_cpp_python-$version/vendor/llama.cpp" "$work/llama.cpp"
+fi
+if [ ! -f "$work/llama.cpp/build/CMakeCache.txt" ]; then
+  command -v cmake >/dev/null || { echo "needs cmake (apt-get install cmake, or pip install cmake)"; exit 2; }
   # CPU only; no web UI (it would be downloaded), no HTTPS, no tests or examples.
   cmake -S "$work/llama.cpp" -B "$work/llama.cpp/build" -DCMAKE_BUILD_TYPE=Release \
     -DGGML_NATIVE="$native" -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF \
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF \
     -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF \
     > "$work/cmake.log"
-  cmake --build "$work/llama.cpp/build" --target llama-server -j "$(nproc)" > "$work/build.log"
 fi
+cmake --build "$work/llama.cpp/build" --target llama-server -j "$(nproc)" > "$work/build.log"
 echo "llama-server: llama.cpp of llama-cpp-python $version, GGML_NATIVE=$native"
 "$server" --version 2>&1 | head -n 2 || true
 
