@@ -15,6 +15,13 @@ models = client.models.list().data
 assert len(models) == 1, models
 name = models[0].id
 print(f"model: {name}")
+assert client.models.retrieve(name).id == name
+try:
+    client.models.retrieve("gpt-4o")
+    sys.exit("models.retrieve of an unknown id succeeded")
+except openai.NotFoundError as e:
+    assert e.param == "model" and e.code == "model_not_found", e.body
+print("models.retrieve: the model, and 404 for another id")
 
 chat = client.chat.completions.create(
     model=name,
@@ -71,5 +78,16 @@ try:
     client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hola"}])
     sys.exit("an unknown model was accepted")
 except openai.NotFoundError as e:
+    assert e.param == "model", e.body
     print(f"unknown model: {e.status_code}")
+for params, param in [({"max_tokens": -1}, "max_tokens"), ({"temperature": "hot"}, "temperature"),
+                      ({"messages": "hola"}, "messages")]:
+    try:
+        client.chat.completions.create(
+            **{"model": name, "messages": [{"role": "user", "content": "hola"}], **params})
+        sys.exit(f"{params} was accepted")
+    except openai.BadRequestError as e:
+        assert e.param == param, (params, e.body)
+        assert "usize" not in e.body["message"] and "line 1" not in e.body["message"], e.body
+        print(f"{params}: {e.status_code} {e.body['message']}")
 print("openai client: all checks passed")

@@ -420,19 +420,260 @@ fn streams_take_turns() {
     let s = Scratch::new();
     let model = random_gguf(&s, "slow.gguf", &slow_config());
     let server = Server::start(&s, &model, &["--max-running", "2"]);
-    // A long stream is running; a short request started after it finishes long before it.
-    let _long = open_stream(&server, 6000);
-    let started = Instant::now();
-    let (code, _) = server.post(
+    // A long stream is running (its first token has arrived); a short request sent after it
+    // ends first. No clock: one at a time, the short one would wait for all 8000 tokens.
+    let long = 8000;
+    let _long = open_stream(&server, long);
+    let (code, short) = server.post(
         "/v1/completions",
-        &json!({"prompt": "Hola", "max_tokens": 5}),
+        &json!({"prompt": "Hola", "max_tokens": 5, "ignore_eos": true}),
     );
-    assert_eq!(code, 200);
-    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(code, 200, "{short}");
+    assert_eq!(short["usage"]["completion_tokens"], 5);
     assert_eq!(
         server.metric("latam_requests_running"),
         1,
         "the long one still runs"
+    );
+    let generated = server.metric("latam_generation_tokens_total");
+    assert!(generated < long as u64 + 5, "{generated} tokens generated");
+}
+
+/// A GGUF that loads but whose embedding table has fewer rows than the vocabulary: the first
+/// forward pass looks up BOS (id 256) past the table's end and panics, ending the model thread.
+fn short_embeddings_gguf(s: &Scratch) -> PathBuf {
+    let config = tiny_config();
+    let mut weights = random_weights(&config, 3);
+    let name = "model.embed_tokens.weight";
+    // `affine` copies the rows into a tensor of their own (quantizing reads whole storages).
+    let short = weights[name]
+        .narrow(0, 0, 128)
+        .unwrap()
+        .affine(1.0, 0.0)
+        .unwrap();
+    weights.insert(name.to_owned(), short);
+    let path = s.path("short-embeddings.gguf");
+    write_gguf(&path, &config, &weights, GgmlDType::Q8_0).unwrap();
+    path
+}
+
+/// Checks an OpenAI error body and returns its message.
+fn openai_error<'a>(body: &'a Value, kind: &str, param: Option<&str>) -> &'a str {
+    let error = &body["error"];
+    assert_eq!(error["type"], kind, "{body}");
+    assert_eq!(error["param"].as_str(), param, "{body}");
+    assert!(error.get("code").is_some(), "{body}");
+    let message = error["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(!message.is_empty());
+    message
+}
+
+#[test]
+fn a_dead_model_thread_makes_health_and_requests_503() {
+    let s = Scratch::new();
+    let server = Server::start(&s, &short_embeddings_gguf(&s), &[]);
+    assert_eq!(server.get("/health").0, 200);
+    // The request that meets the failure is told so (not a 200 with a cut answer).
+    let ask = json!({"prompt": "Hola", "max_tokens": 4});
+    let (code, body) = server.post("/v1/completions", &ask);
+    assert_eq!(code, 500, "{body}");
+    openai_error(&body, "server_error", None);
+    // From then on the server says it cannot serve: health and every request, 503.
+    let (code, health) = server.get("/health");
+    assert_eq!(code, 503, "{health}");
+    let health: Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["error"]["code"], "model_unavailable", "{health}");
+    let chat = json!({"messages": [{"role": "user", "content": "hola"}], "max_tokens": 2});
+    let mut streamed = ask.clone();
+    streamed["stream"] = json!(true);
+    for (path, body) in [
+        ("/v1/completions", &ask),
+        ("/v1/chat/completions", &chat),
+        ("/v1/completions", &streamed),
+    ] {
+        let (code, answer) = server.post(path, body);
+        assert_eq!(code, 503, "{path} {body}: {answer}");
+        let message = openai_error(&answer, "server_error", None);
+        assert!(message.contains("model thread panicked"), "{message}");
+    }
+    assert_eq!(
+        server.metric("latam_requests_total{endpoint=\"completions\",outcome=\"rejected\"}"),
+        0,
+        "nothing was refused as busy"
+    );
+}
+
+#[test]
+fn models_retrieve_and_errors_name_their_parameter() {
+    let s = Scratch::new();
+    let model = random_gguf(&s, "tiny.gguf", &tiny_config());
+    let server = Server::start(&s, &model, &[]);
+    // `client.models.retrieve(id)`: by file name or stem; an unknown id is a 404.
+    for id in ["tiny.gguf", "tiny"] {
+        let (code, body) = server.get(&format!("/v1/models/{id}"));
+        assert_eq!(code, 200, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["id"], "tiny.gguf");
+        assert_eq!(body["object"], "model");
+    }
+    for id in ["gpt-4o", "org/other-model"] {
+        let (code, body) = server.get(&format!("/v1/models/{id}"));
+        assert_eq!(code, 404, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        openai_error(&body, "invalid_request_error", Some("model"));
+        assert_eq!(body["error"]["code"], "model_not_found");
+    }
+    // Wrong types and values: the parameter is named and the message is for a person (not
+    // the JSON parser's "invalid value: integer `-1`, expected usize at line 1 column 30").
+    let chat = |extra: Value| {
+        let mut body = json!({"messages": [{"role": "user", "content": "hola"}]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        ("/v1/chat/completions", body.to_string())
+    };
+    let completion = |body: Value| ("/v1/completions", body.to_string());
+    let cases = [
+        (chat(json!({"max_tokens": -1})), Some("max_tokens")),
+        (chat(json!({"max_tokens": 1.5})), Some("max_tokens")),
+        (
+            chat(json!({"max_completion_tokens": "many"})),
+            Some("max_completion_tokens"),
+        ),
+        (chat(json!({"temperature": "hot"})), Some("temperature")),
+        (chat(json!({"model": 5})), Some("model")),
+        (chat(json!({"stream": "yes"})), Some("stream")),
+        (chat(json!({"logprobs": 3})), Some("logprobs")),
+        (chat(json!({"stop": 7})), Some("stop")),
+        (chat(json!({"messages": "hola"})), Some("messages")),
+        (
+            chat(json!({"messages": [{"content": "hola"}]})),
+            Some("messages"),
+        ),
+        (completion(json!({"max_tokens": 2})), Some("prompt")),
+        (
+            completion(json!({"prompt": {"text": "hola"}})),
+            Some("prompt"),
+        ),
+        (
+            completion(json!({"prompt": "hola", "logprobs": true})),
+            Some("logprobs"),
+        ),
+        (
+            completion(json!({"prompt": "hola", "seed": -1})),
+            Some("seed"),
+        ),
+        (("/v1/completions", "[1, 2]".to_owned()), None),
+    ];
+    for ((path, body), param) in cases {
+        let (code, answer) = server.post_raw(path, &body);
+        assert_eq!(code, 400, "{body}: {answer}");
+        let message = openai_error(&answer, "invalid_request_error", param);
+        for raw in ["usize", "line 1", "invalid type", "expected f32", "u64"] {
+            assert!(!message.contains(raw), "{body}: {message}");
+        }
+        if let Some(param) = param {
+            assert!(message.contains(param), "{body}: {message}");
+        }
+    }
+    let (_, answer) = server.post_raw(
+        &chat(json!({"max_tokens": -1})).0,
+        &chat(json!({"max_tokens": -1})).1,
+    );
+    assert_eq!(
+        answer["error"]["message"],
+        "Invalid `max_tokens`: expected an integer of at least 0, got -1."
+    );
+}
+
+/// Runs `latam bench serve` against `server`, one JSON line per concurrency.
+fn bench_serve(s: &Scratch, server: &Server, extra: &[&str]) -> util::Run {
+    let mut args = vec!["bench", "serve", "--endpoint", &server.base, "--json"];
+    args.extend_from_slice(extra);
+    s.run(&args)
+}
+
+#[test]
+fn bench_serve_counts_tokens_from_usage() {
+    let s = Scratch::new();
+    let model = random_gguf(&s, "tiny.gguf", &tiny_config());
+    let server = Server::start(&s, &model, &[]);
+    let run = bench_serve(
+        &s,
+        &server,
+        &[
+            "--concurrency",
+            "1,3",
+            "--max-tokens",
+            "9",
+            "--requests-per-stream",
+            "2",
+            "--unique-prompts",
+        ],
+    )
+    .expect(0);
+    let levels: Vec<Value> = run
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(levels.len(), 2, "{}", run.stdout());
+    for (level, streams) in levels.iter().zip([1u64, 3]) {
+        assert_eq!(level["streams"], streams);
+        assert_eq!(level["requests"], 2 * streams);
+        // Random byte tokens often end inside a UTF-8 character and send no text: counting
+        // chunks would fall short of the tokens generated.
+        assert_eq!(level["completion_tokens"], 2 * streams * 9, "{level}");
+        assert!(level["tokens_per_s"].as_f64().unwrap() > 0.0);
+        assert!(level["latency_s_p99"].as_f64() >= level["latency_s_p50"].as_f64());
+    }
+    // Unique prompts ("00007. La cordillera…"): the 9 requests, warm-up included, share at
+    // most BOS and the number's leading zeros (byte tokens here) with one another.
+    let cached = server.metric("latam_prompt_tokens_cached_total");
+    assert!(cached <= 9 * 5, "{cached} prompt tokens reused");
+}
+
+/// A GGUF that loads but whose attention output matrix is the feed-forward's down projection,
+/// twice as wide as the attention: every forward pass fails with an error (the model thread
+/// lives on; the request fails).
+fn wrong_width_gguf(s: &Scratch) -> PathBuf {
+    let config = tiny_config();
+    let mut weights = random_weights(&config, 3);
+    for layer in 0..config.num_layers {
+        let down = weights[&format!("model.layers.{layer}.mlp.down_proj.weight")].clone();
+        weights.insert(
+            format!("model.layers.{layer}.self_attn.o_proj.weight"),
+            down,
+        );
+    }
+    let path = s.path("wrong-width.gguf");
+    write_gguf(&path, &config, &weights, GgmlDType::Q8_0).unwrap();
+    path
+}
+
+#[test]
+fn bench_serve_fails_on_an_error_chunk() {
+    let s = Scratch::new();
+    let server = Server::start(&s, &wrong_width_gguf(&s), &[]);
+    // The stream starts (200), then carries the failure as an error chunk.
+    let events = server.stream(
+        "/v1/completions",
+        &json!({"prompt": "Hola", "max_tokens": 4, "stream": true}),
+    );
+    let error: Value = serde_json::from_str(&events[0]).unwrap();
+    openai_error(&error, "server_error", None);
+    let run = bench_serve(&s, &server, &["--concurrency", "1", "--max-tokens", "4"]).expect(1);
+    assert!(
+        run.stderr().contains("reported an error mid-stream"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(
+        server.get("/health").0,
+        200,
+        "a failed request leaves the model serving"
     );
 }
 

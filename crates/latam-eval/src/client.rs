@@ -2,7 +2,7 @@
 //! chat completions, completions with prompt log-probabilities, files and batches; timeouts,
 //! and retries with exponential backoff on 429 and 5xx that honour `Retry-After`.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -152,6 +152,49 @@ impl Client {
         parse_prompt_logprobs(&value, prompt.chars().count()).ok_or_else(|| EvalError::NoLogprobs {
             endpoint: self.base.clone(),
         })
+    }
+
+    /// POSTs JSON to `path` and passes the `data` of each server-sent event, parsed, to `each`
+    /// until `[DONE]` (`"stream": true` answers); not retried, so that no work is done twice.
+    pub fn post_stream<E: From<EvalError>>(
+        &self,
+        path: &str,
+        body: &Value,
+        mut each: impl FnMut(Value) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let url = format!("{}/{}", self.base, path.trim_start_matches('/'));
+        let transport = |message: String| EvalError::Transport {
+            url: url.clone(),
+            message,
+        };
+        let mut request = self.agent.post(&url);
+        if let Some(key) = &self.config.api_key {
+            request = request.set("Authorization", &format!("Bearer {key}"));
+        }
+        let response = request.send_json(body.clone()).map_err(|e| match e {
+            ureq::Error::Status(status, response) => EvalError::Status {
+                url: url.clone(),
+                status,
+                body: response
+                    .into_string()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(500)
+                    .collect(),
+            },
+            other @ ureq::Error::Transport(_) => transport(other.to_string()),
+        })?;
+        for line in BufReader::new(response.into_reader()).lines() {
+            let line = line.map_err(|e| transport(e.to_string()))?;
+            let Some(data) = line.strip_prefix("data:").map(str::trim) else {
+                continue;
+            };
+            if data == "[DONE]" {
+                break;
+            }
+            each(self.parse(path, data)?)?;
+        }
+        Ok(())
     }
 
     fn protocol(&self, path: &str, message: &str) -> EvalError {

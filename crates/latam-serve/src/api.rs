@@ -3,7 +3,8 @@
 
 use latam_model::{ChatMessage, GenerationRequest, Model, SamplingParams, TokenLogprob};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
 
 /// A request error in OpenAI's shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,8 +78,76 @@ struct StreamOptions {
     include_usage: bool,
 }
 
+/// The members of a request body, read one at a time so that a wrong value is reported with
+/// its parameter's name and what it should be (not the JSON parser's message).
+struct Fields(Map<String, Value>);
+
+/// A type a parameter may have, described for a person.
+trait Param: DeserializeOwned {
+    /// What a value must be, as in "expected {EXPECTED}".
+    const EXPECTED: &'static str;
+}
+
+macro_rules! param {
+    ($($t:ty => $expected:literal),* $(,)?) => {
+        $(impl Param for $t { const EXPECTED: &'static str = $expected; })*
+    };
+}
+
+param! {
+    usize => "an integer of at least 0",
+    u64 => "an integer of at least 0",
+    f32 => "a number",
+    bool => "true or false",
+    String => "a string",
+    Stop => "a string or a list of strings",
+    Prompt => "a string, or a list of token ids (a list of one of either)",
+    Vec<Message> => "a list of messages, objects with a `role` and a `content` (a string or a \
+        list of text parts)",
+    StreamOptions => "an object such as {\"include_usage\": true}",
+}
+
+impl Fields {
+    fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        match serde_json::from_slice(body) {
+            Ok(Value::Object(map)) => Ok(Self(map)),
+            Ok(_) => Err(ApiError::invalid(
+                None,
+                "The request body must be a JSON object.",
+            )),
+            Err(e) => Err(ApiError::invalid(
+                None,
+                format!("The request body is not valid JSON ({e})."),
+            )),
+        }
+    }
+
+    /// `name`'s value; absent and `null` are `None`.
+    fn get<T: Param>(&self, name: &'static str) -> Result<Option<T>, ApiError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => T::deserialize(value).map(Some).map_err(|_| {
+                let mut shown = value.to_string();
+                if shown.len() > 60 {
+                    shown = format!("{}…", shown.chars().take(60).collect::<String>());
+                }
+                ApiError::invalid(
+                    Some(name),
+                    format!("Invalid `{name}`: expected {}, got {shown}.", T::EXPECTED),
+                )
+            }),
+        }
+    }
+
+    fn required<T: Param>(&self, name: &'static str) -> Result<T, ApiError> {
+        self.get(name)?.ok_or_else(|| {
+            ApiError::invalid(Some(name), format!("Missing required parameter `{name}`."))
+        })
+    }
+}
+
 /// The parameters both endpoints share.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 struct Common {
     model: Option<String>,
     max_tokens: Option<usize>,
@@ -92,10 +161,8 @@ struct Common {
     seed: Option<u64>,
     stop: Option<Stop>,
     n: Option<usize>,
-    #[serde(default)]
     stream: bool,
     /// vLLM's and llama.cpp's extension: generate `max_tokens` whatever the model says.
-    #[serde(default)]
     ignore_eos: bool,
     /// llama.cpp's extension: `false` runs the whole prompt even when a recent request began
     /// alike (results then do not depend on what ran before: batch shapes change rounding).
@@ -103,25 +170,27 @@ struct Common {
     stream_options: Option<StreamOptions>,
 }
 
-#[derive(Debug, Deserialize)]
-struct CompletionBody {
-    prompt: Prompt,
-    #[serde(default)]
-    echo: bool,
-    logprobs: Option<usize>,
-    #[serde(flatten)]
-    common: Common,
-}
-
-#[derive(Debug, Deserialize)]
-struct ChatBody {
-    messages: Vec<Message>,
-    max_completion_tokens: Option<usize>,
-    #[serde(default)]
-    logprobs: bool,
-    top_logprobs: Option<usize>,
-    #[serde(flatten)]
-    common: Common,
+impl Common {
+    fn read(f: &Fields) -> Result<Self, ApiError> {
+        Ok(Self {
+            model: f.get("model")?,
+            max_tokens: f.get("max_tokens")?,
+            temperature: f.get("temperature")?,
+            top_p: f.get("top_p")?,
+            top_k: f.get("top_k")?,
+            min_p: f.get("min_p")?,
+            repetition_penalty: f.get("repetition_penalty")?,
+            frequency_penalty: f.get("frequency_penalty")?,
+            presence_penalty: f.get("presence_penalty")?,
+            seed: f.get("seed")?,
+            stop: f.get("stop")?,
+            n: f.get("n")?,
+            stream: f.get("stream")?.unwrap_or(false),
+            ignore_eos: f.get("ignore_eos")?.unwrap_or(false),
+            cache_prompt: f.get("cache_prompt")?,
+            stream_options: f.get("stream_options")?,
+        })
+    }
 }
 
 /// Which endpoint a request came to.
@@ -174,20 +243,23 @@ struct Input {
 }
 
 fn completion_input(model: &Model, body: &[u8]) -> Result<Input, ApiError> {
-    let body: CompletionBody = from_json(body)?;
-    if body.logprobs.is_some_and(|n| n > 5) {
+    let f = Fields::parse(body)?;
+    let logprobs: Option<usize> = f.get("logprobs")?;
+    if logprobs.is_some_and(|n| n > 5) {
         return Err(ApiError::invalid(
             Some("logprobs"),
             "`logprobs` must be at most 5",
         ));
     }
-    let (prompt, offsets, text) = completion_prompt(model, body.prompt)?;
+    let echo = f.get("echo")?.unwrap_or(false);
+    let common = Common::read(&f)?;
+    let (prompt, offsets, text) = completion_prompt(model, f.required("prompt")?)?;
     Ok(Input {
-        max_tokens: body.common.max_tokens.unwrap_or(16),
-        prompt_logprobs: if body.echo { body.logprobs } else { None },
-        logprobs: body.logprobs,
-        echo: body.echo,
-        common: body.common,
+        max_tokens: common.max_tokens.unwrap_or(16),
+        prompt_logprobs: if echo { logprobs } else { None },
+        logprobs,
+        echo,
+        common,
         prompt,
         offsets,
         text,
@@ -195,26 +267,29 @@ fn completion_input(model: &Model, body: &[u8]) -> Result<Input, ApiError> {
 }
 
 fn chat_input(model: &Model, body: &[u8]) -> Result<Input, ApiError> {
-    let body: ChatBody = from_json(body)?;
-    if body.top_logprobs.is_some_and(|n| n > 20) {
+    let f = Fields::parse(body)?;
+    let top_logprobs: Option<usize> = f.get("top_logprobs")?;
+    if top_logprobs.is_some_and(|n| n > 20) {
         return Err(ApiError::invalid(
             Some("top_logprobs"),
             "`top_logprobs` must be at most 20",
         ));
     }
-    let messages = chat_messages(body.messages)?;
+    let logprobs = f.get("logprobs")?.unwrap_or(false);
+    let max_completion_tokens: Option<usize> = f.get("max_completion_tokens")?;
+    let common = Common::read(&f)?;
+    let messages = chat_messages(f.required("messages")?)?;
     let prompt = model
         .encode_chat(&messages)
         .map_err(|e| ApiError::invalid(Some("messages"), e.to_string()))?;
     Ok(Input {
-        max_tokens: body
-            .max_completion_tokens
-            .or(body.common.max_tokens)
+        max_tokens: max_completion_tokens
+            .or(common.max_tokens)
             .unwrap_or_else(|| model.context_length().saturating_sub(prompt.len())),
-        logprobs: body.logprobs.then(|| body.top_logprobs.unwrap_or(0)),
+        logprobs: logprobs.then(|| top_logprobs.unwrap_or(0)),
         prompt_logprobs: None,
         echo: false,
-        common: body.common,
+        common,
         prompt,
         offsets: Vec::new(),
         text: String::new(),
@@ -302,13 +377,8 @@ pub fn parse(model: &Model, endpoint: Endpoint, body: &[u8]) -> Result<Parsed, A
     })
 }
 
-fn from_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid(None, format!("the request body is not valid: {e}")))
-}
-
 /// Requests may name the model by its file name or its stem (or not at all).
-fn check_model(model: &Model, asked: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn check_model(model: &Model, asked: Option<&str>) -> Result<(), ApiError> {
     let name = model.name();
     let stem = std::path::Path::new(name)
         .file_stem()

@@ -2,9 +2,10 @@
 //!
 //! `POST /v1/chat/completions` and `POST /v1/completions` (both streaming or not; completions
 //! with `echo` and `logprobs`, i.e. the log-probabilities of the prompt), `GET /v1/models`,
-//! `GET /health` and `GET /metrics` (Prometheus). One model thread runs the admitted requests
-//! round-robin; requests beyond `max_running + max_waiting` get 429, and a request whose client
-//! disconnects is dropped.
+//! `GET /v1/models/{id}`, `GET /health` and `GET /metrics` (Prometheus). One model thread runs
+//! the admitted requests round-robin; requests beyond `max_running + max_waiting` get 429, and a
+//! request whose client disconnects is dropped. If the model thread ends (a panic), `/health`
+//! and every request answer 503.
 
 mod api;
 mod metrics;
@@ -13,13 +14,13 @@ mod scheduler;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
@@ -32,7 +33,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 pub use api::ApiError;
 use api::{Endpoint, Parsed, chat_logprobs, completion_logprobs};
 use metrics::Metrics;
-use scheduler::{Job, Place, Update};
+use scheduler::{Job, Place, Stopped, Update};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -80,6 +81,8 @@ struct AppState {
     taken: Arc<AtomicUsize>,
     limit: usize,
     metrics: Arc<Metrics>,
+    /// Set when the model thread has ended.
+    stopped: Arc<Stopped>,
     created: u64,
     ids: AtomicU64,
 }
@@ -98,12 +101,17 @@ pub fn serve(
     let model = Arc::new(model);
     let metrics = Arc::new(Metrics::default());
     let max_running = config.max_running.max(1);
+    let stopped = Arc::new(Stopped::default());
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Job>(max_running + config.max_waiting);
     let worker = {
-        let (model, metrics) = (Arc::clone(&model), Arc::clone(&metrics));
+        let (model, metrics, stopped) = (
+            Arc::clone(&model),
+            Arc::clone(&metrics),
+            Arc::clone(&stopped),
+        );
         std::thread::Builder::new()
             .name("latam-model".into())
-            .spawn(move || scheduler::run(&model, &receiver, max_running, &metrics))?
+            .spawn(move || scheduler::run(&model, &receiver, max_running, &metrics, &stopped))?
     };
     let state = Arc::new(AppState {
         model,
@@ -111,6 +119,7 @@ pub fn serve(
         taken: Arc::new(AtomicUsize::new(0)),
         limit: max_running + config.max_waiting,
         metrics,
+        stopped,
         created: unix_now(),
         ids: AtomicU64::new(0),
     });
@@ -142,6 +151,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/models", get(models))
+        .route("/v1/models/{*id}", get(model_by_id))
         .route("/health", get(health))
         .route("/metrics", get(prometheus))
         .fallback(not_found)
@@ -177,16 +187,42 @@ async fn not_found() -> Response {
     })
 }
 
-async fn health() -> Response {
-    axum::Json(json!({"status": "ok"})).into_response()
+/// 503 with why the model cannot answer.
+fn unavailable(reason: &str) -> ApiError {
+    ApiError {
+        status: 503,
+        kind: "server_error",
+        code: Some("model_unavailable"),
+        ..ApiError::invalid(
+            None,
+            format!("The model cannot answer: {reason}. Restart the server."),
+        )
+    }
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    match state.stopped.reason() {
+        None => axum::Json(json!({"status": "ok"})).into_response(),
+        Some(reason) => error_response(&unavailable(reason)),
+    }
+}
+
+/// The model as `/v1/models` lists it.
+fn model_object(state: &AppState) -> Value {
+    json!({"id": state.model.name(), "object": "model", "created": state.created,
+           "owned_by": "latam", "context_length": state.model.context_length()})
 }
 
 async fn models(State(state): State<Arc<AppState>>) -> Response {
-    axum::Json(json!({"object": "list", "data": [{
-        "id": state.model.name(), "object": "model", "created": state.created,
-        "owned_by": "latam", "context_length": state.model.context_length(),
-    }]}))
-    .into_response()
+    axum::Json(json!({"object": "list", "data": [model_object(&state)]})).into_response()
+}
+
+/// `GET /v1/models/{id}`: the model under any name a request may use for it, else 404.
+async fn model_by_id(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    match api::check_model(&state.model, Some(&id)) {
+        Ok(()) => axum::Json(model_object(&state)).into_response(),
+        Err(e) => error_response(&e),
+    }
 }
 
 async fn prometheus(State(state): State<Arc<AppState>>) -> Response {
@@ -213,6 +249,10 @@ async fn completions(State(state): State<Arc<AppState>>, body: Bytes) -> Respons
 
 async fn handle(state: &Arc<AppState>, endpoint: Endpoint, body: &[u8]) -> Response {
     let label = endpoint.label();
+    if let Some(reason) = state.stopped.reason() {
+        state.metrics.count(label, "error");
+        return error_response(&unavailable(reason));
+    }
     let parsed = match api::parse(&state.model, endpoint, body) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -283,8 +323,16 @@ fn submit(state: &AppState, parsed: &Parsed) -> Result<UnboundedReceiver<Update>
     };
     let queue = state.queue.lock().expect("queue lock");
     let sender = queue.as_ref().ok_or_else(busy)?;
-    sender.try_send(job).map_err(|_| busy())?;
-    Ok(rx)
+    match sender.try_send(job) {
+        Ok(()) => Ok(rx),
+        Err(TrySendError::Full(_)) => Err(busy()),
+        Err(TrySendError::Disconnected(_)) => Err(unavailable(
+            state
+                .stopped
+                .reason()
+                .unwrap_or("the model thread has ended"),
+        )),
+    }
 }
 
 /// What every response of one request carries.
@@ -368,6 +416,19 @@ impl Gathered {
     }
 }
 
+/// What a request whose updates end without a finish is told: only the end of the model
+/// thread drops a generation before its last update.
+const CUT: &str = "the model stopped before this answer was complete (see /health)";
+
+/// A 500: the generation failed.
+fn server_error(message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: 500,
+        kind: "server_error",
+        ..ApiError::invalid(None, message)
+    }
+}
+
 async fn whole_response(shape: &Shape, mut updates: UnboundedReceiver<Update>) -> Response {
     let mut all = Gathered {
         base: shape.echo_chars(),
@@ -378,17 +439,14 @@ async fn whole_response(shape: &Shape, mut updates: UnboundedReceiver<Update>) -
             Update::Model(event) => {
                 all.add(event);
             }
-            Update::Failed(message) => {
-                return error_response(&ApiError {
-                    status: 500,
-                    kind: "server_error",
-                    ..ApiError::invalid(None, message)
-                });
-            }
+            Update::Failed(message) => return error_response(&server_error(message)),
         }
         if all.finish.is_some() {
             break;
         }
+    }
+    if all.finish.is_none() {
+        return error_response(&server_error(CUT));
     }
     let finish = all.finish.map_or(Value::Null, |f| json!(f.as_str()));
     let choice = match shape.endpoint {
@@ -476,13 +534,14 @@ fn stream_response(
                 (Endpoint::Completions, None) => {}
             }
         }
-        let Some(update) = s.updates.recv().await else {
-            s.ended = true;
-            return Some((stream::iter(to_sse(out, true)), s));
-        };
+        let update = s
+            .updates
+            .recv()
+            .await
+            .unwrap_or_else(|| Update::Failed(CUT.into()));
         match update {
             Update::Failed(message) => {
-                out.push(json!({"error": {"message": message, "type": "server_error"}}));
+                out.push(server_error(message).body());
                 s.ended = true;
             }
             Update::Model(event) => {

@@ -5,9 +5,9 @@
 //! round.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use latam_model::{Event, Generation, KvCache, Model};
@@ -115,14 +115,48 @@ impl PrefixCache {
     }
 }
 
-/// Runs jobs until the queue's senders are gone and no job is left.
-pub fn run(model: &Model, queue: &Receiver<Job>, max_running: usize, metrics: &Metrics) {
+/// Why the model thread is gone, set once as it ends (`None` while it runs).
+#[derive(Default)]
+pub struct Stopped(OnceLock<&'static str>);
+
+impl Stopped {
+    /// Why the model thread ended, if it has.
+    pub fn reason(&self) -> Option<&'static str> {
+        self.0.get().copied()
+    }
+}
+
+/// Marks the model thread stopped when dropped, by a return or a panic.
+struct StopOnDrop<'a>(&'a Stopped);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.0.set(if std::thread::panicking() {
+            "the model thread panicked (the server's log says where)"
+        } else {
+            "the model thread has ended"
+        });
+    }
+}
+
+/// Runs jobs until the queue's senders are gone and no job is left; `stopped` is set when it
+/// ends, before the requests it held are dropped (so a request that sees its answer cut
+/// finds the server unhealthy).
+pub fn run(
+    model: &Model,
+    queue: &Receiver<Job>,
+    max_running: usize,
+    metrics: &Metrics,
+    stopped: &Stopped,
+) {
     let mut running: VecDeque<Running> = VecDeque::new();
     let mut prefixes = PrefixCache {
         entries: VecDeque::new(),
         max_entries: 2 * max_running,
         max_tokens: 4 * model.context_length(),
     };
+    // Declared last, so dropped first.
+    let _stop = StopOnDrop(stopped);
     loop {
         if running.is_empty() {
             match queue.recv() {
