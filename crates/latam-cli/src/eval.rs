@@ -6,11 +6,11 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use latam_eval::{
-    BatchConfig, DEFAULT_JUDGE_PROMPT, EndpointConfig, Entry, JudgeConfig, McMode, RunConfig, Task,
-    TaskKind, TaskSpec,
+    BatchConfig, DEFAULT_JUDGE_PROMPT, EndpointConfig, Entry, EvalError, JudgeConfig, McMode,
+    RunConfig, Task, TaskKind, TaskSpec,
 };
 
-use crate::Failure;
+use crate::{EXIT_ABORTED, EXIT_USAGE, Failure};
 
 #[derive(Subcommand)]
 pub(crate) enum EvalCommand {
@@ -281,12 +281,7 @@ fn execute(config: &RunConfig, args: &RunArgs) -> Result<u8, Failure> {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })
-    .map_err(|e| match e {
-        latam_eval::EvalError::Usage(_)
-        | latam_eval::EvalError::Data { .. }
-        | latam_eval::EvalError::Benchmark(_) => Failure::usage(e),
-        other => Failure::from(other),
-    })?;
+    .map_err(failure)?;
     bar.finish_and_clear();
     println!(
         "{} · {}: {} examples",
@@ -313,6 +308,25 @@ fn execute(config: &RunConfig, args: &RunArgs) -> Result<u8, Failure> {
         return Ok(1);
     }
     Ok(0)
+}
+
+/// The exit status of an evaluation that stopped: 2 for what the user must fix (settings, data,
+/// an error the server will repeat), 3 for a server that could not be reached, else 1.
+fn failure(error: EvalError) -> Failure {
+    let code = match &error {
+        EvalError::Usage(_) | EvalError::Data { .. } | EvalError::Benchmark(_) => EXIT_USAGE,
+        EvalError::Unreachable { .. } | EvalError::Transport { .. } => EXIT_ABORTED,
+        e if e.is_permanent() => {
+            return Failure::usage(anyhow::anyhow!(
+                "{e}\nRetrying cannot fix this: check --model, --judge-model, the endpoints and the API key. Answers so far are cached: the corrected command continues where this one stopped."
+            ));
+        }
+        _ => 1,
+    };
+    Failure {
+        code,
+        error: error.into(),
+    }
 }
 
 fn report(args: &ReportArgs) -> Result<u8, Failure> {

@@ -23,6 +23,8 @@ use clap::{Parser, Subcommand};
 pub(crate) const EXIT_INPUT_ERRORS: u8 = 1;
 /// Exit status: usage or configuration error.
 pub(crate) const EXIT_USAGE: u8 = 2;
+/// Exit status: aborted (a server could not be reached); a scheduler may retry.
+pub(crate) const EXIT_ABORTED: u8 = 3;
 
 /// The Latam-GPT toolkit: build, evaluate, serve and improve an open language model for Latin
 /// America and the Caribbean.
