@@ -815,7 +815,8 @@ fn framed(s: &Scratch, html: &str, width: u32) -> PathBuf {
 <script>
 const f = document.getElementById('f');
 f.onload = () => {{
-  const d = f.contentDocument.documentElement, box = f.contentDocument.querySelector('.scroll');
+  const doc = f.contentDocument, d = doc.documentElement;
+  const box = doc.querySelector('.scroll') || doc.querySelector('table');
   f.style.height = d.scrollHeight + 'px';
   const out = document.createElement('pre');
   out.id = 'probe';
