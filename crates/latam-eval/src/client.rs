@@ -4,7 +4,9 @@
 //! 4xx are final.
 
 use std::io::Read;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -55,6 +57,7 @@ pub struct Client {
     agent: ureq::Agent,
     base: String,
     config: EndpointConfig,
+    stop: Arc<AtomicBool>,
 }
 
 /// Token counts of a response.
@@ -79,7 +82,27 @@ impl Client {
             agent,
             base: config.base_url(),
             config: config.clone(),
+            stop: Arc::default(),
         }
+    }
+
+    /// The client, giving up its retries once `stop` is set (the run is ending).
+    #[must_use]
+    pub fn stopped_by(self, stop: Arc<AtomicBool>) -> Self {
+        Self { stop, ..self }
+    }
+
+    /// Waits `seconds` unless the client is stopped meanwhile; whether it was not.
+    fn pause(&self, seconds: f64) -> bool {
+        let end = Instant::now() + Duration::from_secs_f64(seconds);
+        while !self.stop.load(Ordering::SeqCst) {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+        false
     }
 
     /// The base URL requests go to.
@@ -198,7 +221,9 @@ impl Client {
                 attempt + 1,
                 self.config.max_retries
             );
-            std::thread::sleep(Duration::from_secs_f64(seconds));
+            if !self.pause(seconds) {
+                return Err(error);
+            }
             attempt += 1;
         }
     }

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -246,10 +246,12 @@ pub fn run(config: &RunConfig, progress: Progress<'_>) -> Result<Summary, EvalEr
             .clone()
             .unwrap_or_else(|| config.output.join("cache.sqlite")),
     )?;
+    let breaker = Breaker::default();
+    let client = |endpoint| Client::new(endpoint).stopped_by(Arc::clone(&breaker.tripped));
     let ctx = Context {
         config,
-        client: Client::new(&config.endpoint),
-        judge: config.judge.as_ref().map(|j| (Client::new(&j.endpoint), j)),
+        client: client(&config.endpoint),
+        judge: config.judge.as_ref().map(|j| (client(&j.endpoint), j)),
         cache,
     };
     // A server that is not there is found once, not by every row after its retries.
@@ -279,11 +281,10 @@ pub fn run(config: &RunConfig, progress: Progress<'_>) -> Result<Summary, EvalEr
         examples.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let breaker = Breaker::default();
     std::thread::scope(|scope| {
         for _ in 0..config.concurrency.clamp(1, 256).min(examples.len().max(1)) {
             scope.spawn(|| {
-                while !breaker.tripped() {
+                while !breaker.tripped.load(Ordering::SeqCst) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(example) = examples.get(i) else {
                         break;
@@ -317,18 +318,16 @@ pub fn run(config: &RunConfig, progress: Progress<'_>) -> Result<Summary, EvalEr
 const UNREACHABLE_ROWS: usize = 3;
 
 /// Stops a run at the first error that retrying cannot fix, or when [`UNREACHABLE_ROWS`] rows in
-/// a row could not reach a server (each after its retries).
+/// a row could not reach a server (each after its retries): no row starts after, and the
+/// clients give up the retries of the rows in flight.
 #[derive(Default)]
 struct Breaker {
     unreachable_in_a_row: AtomicUsize,
+    tripped: Arc<AtomicBool>,
     error: Mutex<Option<EvalError>>,
 }
 
 impl Breaker {
-    fn tripped(&self) -> bool {
-        self.error.lock().expect("breaker lock").is_some()
-    }
-
     /// Counts a row that succeeded (`None`) or failed.
     fn count(&self, error: Option<EvalError>) {
         let stop = match error {
@@ -347,6 +346,7 @@ impl Breaker {
         };
         if let Some(stop) = stop {
             self.error.lock().expect("breaker lock").get_or_insert(stop);
+            self.tripped.store(true, Ordering::SeqCst);
         }
     }
 
