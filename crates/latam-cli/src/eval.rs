@@ -6,11 +6,11 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use latam_eval::{
-    BatchConfig, DEFAULT_JUDGE_PROMPT, EndpointConfig, Entry, JudgeConfig, McMode, RunConfig, Task,
-    TaskKind, TaskSpec,
+    BatchConfig, DEFAULT_JUDGE_PROMPT, EndpointConfig, Entry, EvalError, JudgeConfig, McMode,
+    RunConfig, Task, TaskKind, TaskSpec,
 };
 
-use crate::Failure;
+use crate::{EXIT_ABORTED, EXIT_USAGE, Failure};
 
 #[derive(Subcommand)]
 pub(crate) enum EvalCommand {
@@ -18,7 +18,12 @@ pub(crate) enum EvalCommand {
     /// summary.json and run.json into --output. Resumable: every answer is cached (SQLite,
     /// <output>/cache.sqlite), so a run that stopped continues where it was.
     ///
+    /// Exit status: 0 done; 1 some rows failed (rerun to retry them); 2 bad settings or data, or
+    /// an error the server will repeat (a wrong --model: its message is shown); 3 a server that
+    /// cannot be reached (checked before the first row, and after 3 rows in a row).
+    ///
     /// Examples:
+    ///   curl http://127.0.0.1:8080/v1/models     # the model's name at the endpoint, for --model
     ///   latam eval run --task choclo --data hf://latam-gpt/CHOCLO --endpoint http://127.0.0.1:8080/v1 --model latam-gpt --output runs/latam --max-samples 500
     ///   latam eval run --task trueque --data trueque.csv --endpoint https://api.openai.com/v1 --model gpt-4.1-mini --judge-model gpt-4.1-mini --output runs/gpt41
     ///   latam eval run --task mc --data ../shared/data/benchmarks/oab/oab.json --mc-mode both --endpoint http://127.0.0.1:8000/v1 --model m --output runs/oab
@@ -114,7 +119,8 @@ pub(crate) struct RunArgs {
     /// Seconds a request may take.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
-    /// Retries after a 429 (honouring Retry-After), a 5xx or a dropped connection.
+    /// Retries after a 408, a 429 (honouring Retry-After), a 5xx or a dropped connection; other
+    /// 4xx end the run.
     #[arg(long, default_value_t = 5)]
     retries: u32,
     /// Ask through the Batch API (submit, poll, collect into the cache), as for OpenAI's
@@ -281,13 +287,7 @@ fn execute(config: &RunConfig, args: &RunArgs) -> Result<u8, Failure> {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })
-    .map_err(|e| match e {
-        latam_eval::EvalError::Usage(_)
-        | latam_eval::EvalError::Data { .. }
-        | latam_eval::EvalError::Benchmark(_)
-        | latam_eval::EvalError::NoLogprobs { .. } => Failure::usage(e),
-        other => Failure::from(other),
-    })?;
+    .map_err(failure)?;
     bar.finish_and_clear();
     println!(
         "{} · {}: {} examples",
@@ -314,6 +314,27 @@ fn execute(config: &RunConfig, args: &RunArgs) -> Result<u8, Failure> {
         return Ok(1);
     }
     Ok(0)
+}
+
+/// The exit status of an evaluation that stopped: 2 for what the user must fix (settings, data,
+/// an error the server will repeat), 3 for a server that could not be reached, else 1.
+fn failure(error: EvalError) -> Failure {
+    let code = match &error {
+        EvalError::Usage(_)
+        | EvalError::Data { .. }
+        | EvalError::Benchmark(_)
+        | EvalError::NoLogprobs { .. } => EXIT_USAGE,
+        e if e.is_permanent() => {
+            return Failure::usage(anyhow::anyhow!(
+                "{e}\nRetrying cannot fix this: check --model, --judge-model, the endpoints and the API key. Answers so far are cached: the corrected command continues where this one stopped."
+            ));
+        }
+        _ => EXIT_ABORTED,
+    };
+    Failure {
+        code,
+        error: error.into(),
+    }
 }
 
 fn report(args: &ReportArgs) -> Result<u8, Failure> {

@@ -5,13 +5,17 @@ mod util;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use util::openai::{FakeOpenAi, Knowledge, token_logprob, tokens};
-use util::{Scratch, read_json};
+use util::{Scratch, chromium, read_json};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -179,7 +183,7 @@ fn the_report_compares_runs() {
     );
     assert!(md.contains("| Perú |"), "{md}");
     let html = std::fs::read_to_string(s.path("report/report.html")).unwrap();
-    assert!(html.contains("<svg") && html.contains("By difficulty"));
+    assert!(html.contains("class=\"chart\"") && html.contains("By difficulty"));
     let run = s
         .run(&["eval", "report", "nowhere", "--output", "r2"])
         .expect(2);
@@ -588,4 +592,316 @@ fn bad_settings_say_what_to_do() {
     assert_eq!(summary["task"], "capitales");
     assert_eq!(summary["breakdowns"]["pais"]["CL"]["count"], 1);
     assert!(close(&summary["metrics"]["answered"], 1.0));
+}
+
+/// `latam eval run --task choclo` on the CHOCLO sample against `endpoint`.
+fn choclo_at(s: &Scratch, endpoint: &str, model: &str, output: &str, extra: &[&str]) -> util::Run {
+    let release = data("choclo_release.csv");
+    let mut args = vec![
+        "eval",
+        "run",
+        "--endpoint",
+        endpoint,
+        "--progress",
+        "none",
+        "--task",
+        "choclo",
+        "--data",
+        release.to_str().unwrap(),
+        "--model",
+        model,
+        "--output",
+        output,
+    ];
+    args.extend_from_slice(extra);
+    s.run(&args)
+}
+
+/// A URL where nothing listens: a port bound, then let go.
+fn nothing_listening() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
+
+#[test]
+fn nothing_listening_stops_the_run_before_the_first_row() {
+    let s = Scratch::new();
+    let dead = nothing_listening();
+    let start = Instant::now();
+    let run = choclo_at(&s, &dead, "m", "out", &[]).expect(3);
+    let err = run.stderr();
+    // Before the check, each of the 24 rows retried for 31 s and the run exited 1.
+    assert!(start.elapsed() < Duration::from_secs(10), "{err}");
+    assert!(err.contains(&format!("cannot reach {dead}:")), "{err}");
+    assert!(
+        err.lines().count() == 1 && !err.contains("retry"),
+        "one message: {err}"
+    );
+    assert!(!s.path("out/summary.json").exists());
+    // The judge's endpoint is checked as well, before any question is asked.
+    let fake = FakeOpenAi::start(choclo_knowledge());
+    let judge = ["--judge-model", "judge", "--judge-endpoint", &dead];
+    let run = choclo_at(&s, &fake.url, "oracle", "judged", &judge).expect(3);
+    assert!(
+        run.stderr().contains(&format!("cannot reach {dead}:")),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(fake.chats("oracle"), 0);
+}
+
+/// A server that answers `GET /v1/models` and hangs up on every other request, like one that
+/// crashes on each: its URL and the requests it hung up on.
+fn hanging_up() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let hung_up = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&hung_up);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            while reader.read_line(&mut head).unwrap_or(0) > 2 {}
+            if head.starts_with("GET /v1/models ") {
+                let body = r#"{"object":"list","data":[{"id":"m","object":"model"}]}"#;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            } else {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    (url, hung_up)
+}
+
+#[test]
+fn rows_that_cannot_reach_the_server_end_the_run_after_three() {
+    let s = Scratch::new();
+    let (url, hung_up) = hanging_up();
+    let extra = ["--concurrency", "1", "--retries", "1"];
+    let run = choclo_at(&s, &url, "m", "out", &extra).expect(3);
+    let err = run.stderr();
+    assert!(
+        err.contains(&format!(
+            "cannot reach {url}/chat/completions: 3 rows in a row failed"
+        )),
+        "{err}"
+    );
+    // Three rows, each asked twice (one retry), not all 24.
+    let asked = hung_up.load(Ordering::SeqCst);
+    assert!((3..=6).contains(&asked), "{asked} requests");
+    assert!(!s.path("out/summary.json").exists());
+}
+
+#[test]
+fn a_wrong_model_ends_the_run_with_the_servers_message() {
+    let s = Scratch::new();
+    let fake = FakeOpenAi::start(choclo_knowledge());
+    let run = choclo_at(&s, &fake.url, "missing-model", "out", &[]).expect(2);
+    let err = run.stderr();
+    assert!(
+        err.contains(
+            "answered 404: The model `missing-model` does not exist; this server runs `oracle`."
+        ) && err.contains("Retrying cannot fix this"),
+        "{err}"
+    );
+    let refused = fake.refused.load(Ordering::SeqCst);
+    assert!(
+        refused <= 8,
+        "only the rows in flight were asked: {refused}"
+    );
+    assert!(!s.path("out/summary.json").exists());
+
+    // The judge's 404 ends the run too; the answers asked before it are cached, and the
+    // corrected command continues from them.
+    let judged = ["--judge-model", "missing-judge", "--concurrency", "1"];
+    let run = choclo_at(&s, &fake.url, "oracle", "judged", &judged).expect(2);
+    assert!(
+        run.stderr()
+            .contains("The model `missing-judge` does not exist"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(fake.chats("oracle"), 1);
+    choclo_at(
+        &s,
+        &fake.url,
+        "oracle",
+        "judged",
+        &["--judge-model", "judge"],
+    )
+    .expect(0);
+    assert_eq!(
+        fake.chats("oracle"),
+        24,
+        "the first answer came from the cache"
+    );
+    let summary = read_json(&s.path("judged/summary.json"));
+    assert!(
+        close(&summary["metrics"]["judge_correct"], 1.0),
+        "{summary}"
+    );
+}
+
+/// The words after `flag` in a command of the README (continued lines joined).
+fn flag_in(command: &str, flag: &str) -> Option<String> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let i = words.iter().position(|w| *w == flag)?;
+    words.get(i + 1).map(|w| (*w).to_owned())
+}
+
+/// README's commands, each with its continuation lines joined.
+fn readme_commands() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let mut commands = Vec::new();
+    let mut current = String::new();
+    for line in readme.lines() {
+        let line = line.split("  #").next().unwrap_or_default().trim_end();
+        current.push_str(line.trim_end_matches('\\'));
+        current.push(' ');
+        if !line.ends_with('\\') {
+            commands.push(std::mem::take(&mut current));
+        }
+    }
+    commands
+}
+
+#[test]
+fn the_readme_evaluates_the_server_it_starts() {
+    let commands = readme_commands();
+    let serve = commands
+        .iter()
+        .find(|c| c.trim_start().starts_with("latam serve "))
+        .expect("README starts `latam serve`");
+    let eval = commands
+        .iter()
+        .find(|c| c.trim_start().starts_with("latam eval run "))
+        .expect("README runs `latam eval run`");
+    let help = Scratch::new().run(&["serve", "--help"]).expect(0).stdout();
+    let default_port = help[help.find("--port <PORT>").unwrap()..]
+        .split("[default: ")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .unwrap()
+        .to_owned();
+    let port = flag_in(serve, "--port").unwrap_or(default_port);
+    let host = flag_in(serve, "--host").unwrap_or_else(|| "127.0.0.1".into());
+    assert_eq!(
+        flag_in(eval, "--endpoint").unwrap(),
+        format!("http://{host}:{port}/v1"),
+        "{serve}\n{eval}"
+    );
+    // `latam serve` answers to the name of the file it loaded (its /v1/models).
+    let file = flag_in(serve, "--model").unwrap();
+    let name = Path::new(&file).file_name().unwrap().to_str().unwrap();
+    assert_eq!(flag_in(eval, "--model").unwrap(), name, "{serve}\n{eval}");
+}
+
+/// A page that shows `html` in a frame `width` CSS pixels wide (headless Chromium's window is at
+/// least 500 wide; the frame's media queries see `width`) and, once it is laid out, writes the
+/// frame's measures into the page as `<pre id="probe">{JSON}</pre>`.
+fn framed(s: &Scratch, html: &str, width: u32) -> PathBuf {
+    let doc = html.replace('&', "&amp;").replace('"', "&quot;");
+    let page = format!(
+        r#"<!DOCTYPE html><html style="overflow:hidden"><head><meta charset="utf-8"></head><body style="margin:0;background:#ddd">
+<iframe id="f" style="width:{width}px;height:900px;border:0;display:block;background:#fff" srcdoc="{doc}"></iframe>
+<script>
+const f = document.getElementById('f');
+f.onload = () => {{
+  const doc = f.contentDocument, d = doc.documentElement;
+  const box = doc.querySelector('.scroll') || doc.querySelector('table');
+  f.style.height = d.scrollHeight + 'px';
+  const out = document.createElement('pre');
+  out.id = 'probe';
+  out.textContent = JSON.stringify({{ inner: f.contentWindow.innerWidth, client: d.clientWidth,
+    scroll: d.scrollWidth, box: box.clientWidth, table: box.scrollWidth }});
+  document.body.append(out);
+}};
+</script></body></html>"#
+    );
+    s.write(&format!("framed-{width}.html"), page.as_bytes())
+}
+
+/// The frame's measures (see [`framed`]).
+fn layout(s: &Scratch, page: &Path, width: u32) -> Value {
+    let size = format!("--window-size={},900", width.max(500));
+    let url = format!("file://{}", page.display());
+    let dom = chromium(s, &[&size, "--dump-dom", &url]);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let json = dom
+        .split("<pre id=\"probe\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .unwrap_or_else(|| panic!("the probe ran: {dom}"));
+    serde_json::from_str(json).unwrap()
+}
+
+#[test]
+#[ignore = "needs Debian chromium; .ci/run installs it and runs this"]
+fn the_report_fits_a_laptop_and_a_phone_in_chromium() {
+    let s = Scratch::new();
+    let fake = FakeOpenAi::start(Knowledge {
+        open: choclo_knowledge().open,
+        ..exam_knowledge()
+    });
+    let judge = ["--judge-model", "judge"];
+    for model in ["half", "oracle"] {
+        choclo_at(&s, &fake.url, model, model, &judge).expect(0);
+    }
+    let unmsm = data("unmsm.json");
+    let args = [
+        "--task",
+        "mc",
+        "--data",
+        unmsm.to_str().unwrap(),
+        "--model",
+        "chatty",
+        "--output",
+        "mc",
+    ];
+    eval(&s, &fake, &args).expect(0);
+    s.run(&[
+        "eval", "report", "half", "oracle", "mc", "--output", "report",
+    ])
+    .expect(0);
+    let html = std::fs::read_to_string(s.path("report/report.html")).unwrap();
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("eval-report");
+    std::fs::create_dir_all(&shots).unwrap();
+    std::fs::write(shots.join("report.html"), &html).unwrap();
+    for width in [1280, 390] {
+        let page = framed(&s, &html, width);
+        let m = layout(&s, &page, width);
+        assert_eq!(m["inner"], width, "the frame is {width} px wide: {m}");
+        assert!(
+            m["scroll"].as_u64() <= m["client"].as_u64(),
+            "nothing pushes the page wider than {width} px: {m}"
+        );
+        if width == 1280 {
+            assert!(
+                m["table"].as_u64() <= m["box"].as_u64(),
+                "the overall table fits without scrolling: {m}"
+            );
+        }
+        let png = shots.join(format!("report-{width}.png"));
+        let url = format!("file://{}", page.display());
+        chromium(
+            &s,
+            &[
+                &format!("--window-size={},3200", width.max(500)),
+                &format!("--screenshot={}", png.display()),
+                &url,
+            ],
+        );
+        let bytes = std::fs::read(&png).expect("chromium wrote a screenshot");
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        println!("screenshot at {width} px: {}", png.display());
+    }
 }

@@ -4,32 +4,7 @@
 
 mod util;
 
-use std::process::Command;
-
-use util::Scratch;
-
-fn chromium(s: &Scratch, args: &[&str]) -> std::process::Output {
-    let browser = std::env::var("LATAM_CHROMIUM").unwrap_or_else(|_| "chromium".into());
-    let profile = s.path("chromium-profile");
-    Command::new(&browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--blink-settings=imagesEnabled=true",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot start {browser} ({e}); install Debian's chromium or set LATAM_CHROMIUM")
-        })
-}
+use util::{Scratch, chromium};
 
 #[test]
 #[ignore = "needs Debian chromium; .ci/run installs it and runs this"]

@@ -1,9 +1,12 @@
 //! A client of OpenAI-compatible APIs (OpenAI, vLLM, llama.cpp, Ollama, `latam serve`):
 //! chat completions, completions with prompt log-probabilities, files and batches; timeouts,
-//! and retries with exponential backoff on 429 and 5xx that honour `Retry-After`.
+//! and retries with exponential backoff on 408, 429 and 5xx that honour `Retry-After`; other
+//! 4xx are final.
 
 use std::io::{BufRead, BufReader, Read};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -20,7 +23,7 @@ pub struct EndpointConfig {
     pub api_key: Option<String>,
     /// Seconds a request may take.
     pub timeout_s: u64,
-    /// Retries after a 429, a 5xx or a broken connection.
+    /// Retries after a 408, a 429, a 5xx or a broken connection.
     pub max_retries: u32,
     /// First backoff in seconds, doubled at each retry (a `Retry-After` header wins).
     pub backoff_s: f64,
@@ -54,6 +57,7 @@ pub struct Client {
     agent: ureq::Agent,
     base: String,
     config: EndpointConfig,
+    stop: Arc<AtomicBool>,
 }
 
 /// Token counts of a response.
@@ -78,7 +82,27 @@ impl Client {
             agent,
             base: config.base_url(),
             config: config.clone(),
+            stop: Arc::default(),
         }
+    }
+
+    /// The client, giving up its retries once `stop` is set (the run is ending).
+    #[must_use]
+    pub fn stopped_by(self, stop: Arc<AtomicBool>) -> Self {
+        Self { stop, ..self }
+    }
+
+    /// Waits `seconds` unless the client is stopped meanwhile; whether it was not.
+    fn pause(&self, seconds: f64) -> bool {
+        let end = Instant::now() + Duration::from_secs_f64(seconds);
+        while !self.stop.load(Ordering::SeqCst) {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+        false
     }
 
     /// The base URL requests go to.
@@ -175,12 +199,7 @@ impl Client {
             ureq::Error::Status(status, response) => EvalError::Status {
                 url: url.clone(),
                 status,
-                body: response
-                    .into_string()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(500)
-                    .collect(),
+                message: server_message(&response.into_string().unwrap_or_default()),
             },
             other @ ureq::Error::Transport(_) => transport(other.to_string()),
         })?;
@@ -222,54 +241,15 @@ impl Client {
         let url = format!("{}/{}", self.base, path.trim_start_matches('/'));
         let mut attempt = 0u32;
         loop {
-            let mut request = self.agent.request(method, &url);
-            if let Some(key) = &self.config.api_key {
-                request = request.set("Authorization", &format!("Bearer {key}"));
-            }
-            let (wait, error) = match call(request) {
-                Ok(response) => {
-                    let mut text = String::new();
-                    match response
-                        .into_reader()
-                        .take(1 << 30)
-                        .read_to_string(&mut text)
-                    {
-                        Ok(_) => return Ok(text),
-                        Err(e) => (
-                            None,
-                            EvalError::Transport {
-                                url: url.clone(),
-                                message: e.to_string(),
-                            },
-                        ),
-                    }
-                }
-                Err(error) => match *error {
-                    ureq::Error::Status(status, response) => {
-                        let retry_after = response
-                            .header("retry-after")
-                            .and_then(|v| v.trim().parse::<f64>().ok());
-                        let body = response.into_string().unwrap_or_default();
-                        let error = EvalError::Status {
-                            url: url.clone(),
-                            status,
-                            body: body.chars().take(500).collect(),
-                        };
-                        if status != 429 && status < 500 {
-                            return Err(error);
-                        }
-                        (retry_after, error)
-                    }
-                    other @ ureq::Error::Transport(_) => (
-                        None,
-                        EvalError::Transport {
-                            url: url.clone(),
-                            message: other.to_string(),
-                        },
-                    ),
-                },
+            let (error, wait) = match self.attempt(method, &url, &call) {
+                Ok(text) => return Ok(text),
+                Err(failed) => failed,
             };
-            if attempt >= self.config.max_retries {
+            let retryable = match &error {
+                EvalError::Status { status, .. } => retryable(*status),
+                _ => true,
+            };
+            if !retryable || attempt >= self.config.max_retries {
                 return Err(error);
             }
             let backoff = self.config.backoff_s * f64::from(1u32 << attempt.min(16));
@@ -279,10 +259,104 @@ impl Client {
                 attempt + 1,
                 self.config.max_retries
             );
-            std::thread::sleep(Duration::from_secs_f64(seconds));
+            if !self.pause(seconds) {
+                return Err(error);
+            }
             attempt += 1;
         }
     }
+
+    /// One request, no retry: the body, or the error (a `Status` or a `Transport`) with the
+    /// server's `Retry-After` in seconds.
+    fn attempt(
+        &self,
+        method: &str,
+        url: &str,
+        call: impl Fn(ureq::Request) -> Result<ureq::Response, Box<ureq::Error>>,
+    ) -> Result<String, (EvalError, Option<f64>)> {
+        let mut request = self.agent.request(method, url);
+        if let Some(key) = &self.config.api_key {
+            request = request.set("Authorization", &format!("Bearer {key}"));
+        }
+        let transport = |message: String| EvalError::Transport {
+            url: url.to_owned(),
+            message,
+        };
+        match call(request).map_err(|e| *e) {
+            Ok(response) => {
+                let mut text = String::new();
+                match response
+                    .into_reader()
+                    .take(1 << 30)
+                    .read_to_string(&mut text)
+                {
+                    Ok(_) => Ok(text),
+                    Err(e) => Err((transport(e.to_string()), None)),
+                }
+            }
+            Err(ureq::Error::Status(status, response)) => {
+                let retry_after = response
+                    .header("retry-after")
+                    .and_then(|v| v.trim().parse::<f64>().ok());
+                let body = response.into_string().unwrap_or_default();
+                let error = EvalError::Status {
+                    url: url.to_owned(),
+                    status,
+                    message: server_message(&body),
+                };
+                Err((error, retry_after))
+            }
+            Err(other) => {
+                // ureq's message starts with the URL, which the error names already.
+                let message = other.to_string();
+                let message = message
+                    .strip_prefix(&format!("{url}: "))
+                    .unwrap_or(&message);
+                Err((transport(message.to_owned()), None))
+            }
+        }
+    }
+
+    /// Checks once, before a run, that the endpoint answers: `GET /models`. Any answer will do
+    /// (not every server has `/models`) but a refused API key (401, 403); no answer at all is
+    /// [`EvalError::Unreachable`].
+    pub fn check(&self) -> Result<(), EvalError> {
+        let url = format!("{}/models", self.base);
+        match self.attempt("GET", &url, |request| request.call().map_err(Box::new)) {
+            Err((EvalError::Transport { message, .. }, _)) => Err(EvalError::Unreachable {
+                url: self.base.clone(),
+                message,
+            }),
+            Err((
+                error @ EvalError::Status {
+                    status: 401 | 403, ..
+                },
+                _,
+            )) => Err(error),
+            // An answer, even an error status.
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Statuses worth asking again: 408 (timeout), 429 (rate limit) and 5xx.
+pub(crate) fn retryable(status: u16) -> bool {
+    status == 408 || status == 429 || status >= 500
+}
+
+/// What an error body says: OpenAI's `error.message` (also vLLM's `message`, FastAPI's
+/// `detail`), else the body's first 500 characters.
+fn server_message(body: &str) -> String {
+    let value: Value = serde_json::from_str(body).unwrap_or_default();
+    [
+        &value["error"]["message"],
+        &value["error"],
+        &value["message"],
+        &value["detail"],
+    ]
+    .into_iter()
+    .find_map(Value::as_str)
+    .map_or_else(|| body.trim().chars().take(500).collect(), str::to_owned)
 }
 
 /// The text and usage of a chat completion's JSON.

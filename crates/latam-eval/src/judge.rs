@@ -69,33 +69,51 @@ pub fn messages(instructions: &str, question: &str, reference: &str, answer: &st
     ])
 }
 
+/// Why a judge's reply is not a verdict.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum VerdictError {
+    /// No `{...}` in the reply.
+    #[error("no JSON object in the judge's reply")]
+    NoJson,
+    /// A `{...}` that is not JSON, even without trailing commas.
+    #[error("malformed JSON from the judge: {0}")]
+    Malformed(String),
+    /// A score missing or not a number.
+    #[error("the judge's JSON has no number `{0}`")]
+    NoScore(&'static str),
+    /// No `verdict` string.
+    #[error("the judge's JSON has no `verdict`")]
+    NoVerdict,
+    /// A verdict outside correct, partially_correct, incorrect, not_attempted.
+    #[error("unknown verdict `{0}`")]
+    UnknownVerdict(String),
+}
+
 /// The verdict in a judge's reply: the outermost `{...}` parsed, scores clamped to 0..=1.
-pub fn parse(reply: &str) -> Result<Verdict, String> {
-    let start = reply
-        .find('{')
-        .ok_or("no JSON object in the judge's reply")?;
+pub fn parse(reply: &str) -> Result<Verdict, VerdictError> {
+    let start = reply.find('{').ok_or(VerdictError::NoJson)?;
     let end = reply
         .rfind('}')
         .filter(|e| *e > start)
-        .ok_or("no JSON object in the judge's reply")?;
+        .ok_or(VerdictError::NoJson)?;
     let object = &reply[start..=end];
     // Small judges often leave a comma before the closing brace: accepted.
     let value: Value = serde_json::from_str(object)
         .or_else(|_| serde_json::from_str(&without_trailing_commas(object)))
-        .map_err(|e| format!("malformed JSON from the judge: {e}"))?;
-    let score = |key: &str| {
+        .map_err(|e| VerdictError::Malformed(e.to_string()))?;
+    let score = |key: &'static str| {
         value[key]
             .as_f64()
             .or_else(|| value[key].as_str().and_then(|s| s.trim().parse().ok()))
             .map(|v: f64| v.clamp(0.0, 1.0))
-            .ok_or_else(|| format!("the judge's JSON has no number `{key}`"))
+            .ok_or(VerdictError::NoScore(key))
     };
     let verdict = value["verdict"]
         .as_str()
         .map(|v| v.trim().to_lowercase().replace([' ', '-'], "_"))
-        .ok_or("the judge's JSON has no `verdict`")?;
+        .ok_or(VerdictError::NoVerdict)?;
     if !["correct", "partially_correct", "incorrect", "not_attempted"].contains(&verdict.as_str()) {
-        return Err(format!("unknown verdict `{verdict}`"));
+        return Err(VerdictError::UnknownVerdict(verdict));
     }
     Ok(Verdict {
         correctness_score: score("correctness_score")?,
@@ -142,16 +160,20 @@ mod tests {
         assert_eq!(parse(&spaced).unwrap().verdict, "partially_correct");
         assert_eq!(v.metrics()["judge_completeness"], 0.5);
         assert_eq!(v.metrics()["judge_correct"], 1.0);
-        assert!(
-            parse("I think it is right")
-                .unwrap_err()
-                .contains("no JSON")
+        assert_eq!(
+            parse("I think it is right").unwrap_err(),
+            VerdictError::NoJson
         );
-        assert!(
-            parse("{\"verdict\": \"correct\"}")
-                .unwrap_err()
-                .contains("correctness_score")
+        assert_eq!(
+            parse("{\"verdict\": \"correct\"}").unwrap_err(),
+            VerdictError::NoScore("correctness_score")
         );
-        assert!(parse("{\"correctness_score\": 1, \"completeness_score\": 1, \"uncertainty_handling_score\": 1, \"overall_score\": 1, \"verdict\": \"maybe\"}").unwrap_err().contains("unknown verdict"));
+        let unknown = parse("{\"correctness_score\": 1, \"completeness_score\": 1, \"uncertainty_handling_score\": 1, \"overall_score\": 1, \"verdict\": \"maybe\"}").unwrap_err();
+        assert_eq!(unknown, VerdictError::UnknownVerdict("maybe".into()));
+        assert_eq!(unknown.to_string(), "unknown verdict `maybe`");
+        assert!(matches!(
+            parse("{\"a\": }"),
+            Err(VerdictError::Malformed(_))
+        ));
     }
 }

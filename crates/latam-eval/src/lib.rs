@@ -18,7 +18,7 @@ mod run;
 use std::path::PathBuf;
 
 pub use client::{ChatAnswer, Client, EndpointConfig};
-pub use judge::{DEFAULT_JUDGE_PROMPT, Verdict};
+pub use judge::{DEFAULT_JUDGE_PROMPT, Verdict, VerdictError};
 pub use latam_benchmarks::{Example, Item, TaskKind, TaskSpec};
 pub use metrics::{Group, char_similarity, normalize_text, open_answer_scores, token_f1};
 pub use report::{Entry, headline, html, markdown};
@@ -49,20 +49,30 @@ pub enum EvalError {
         /// Why.
         message: String,
     },
-    /// An HTTP error status, after the retries.
-    #[error("{url} answered {status}: {body}")]
+    /// An HTTP error status (after the retries, for those worth retrying).
+    #[error("{url} answered {status}: {message}")]
     Status {
         /// The URL.
         url: String,
         /// The status.
         status: u16,
-        /// The start of the body.
-        body: String,
+        /// The server's message (`error.message` of its JSON, else the start of the body).
+        message: String,
     },
     /// No answer at all (connection refused, timeout), after the retries.
     #[error("{url}: {message}")]
     Transport {
         /// The URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// A server that cannot be reached: before the first row, or for several rows in a row.
+    #[error(
+        "cannot reach {url}: {message}. Is the server running there? Answers so far are cached: run the same command again when it is"
+    )]
+    Unreachable {
+        /// The base URL.
         url: String,
         /// Why.
         message: String,
@@ -84,8 +94,13 @@ pub enum EvalError {
         endpoint: String,
     },
     /// A judge whose replies could not be parsed.
-    #[error("judge: {0}")]
-    Judge(String),
+    #[error("judge: {reason} (after {attempts} attempts)")]
+    Judge {
+        /// Why its last reply is not a verdict.
+        reason: VerdictError,
+        /// Replies asked for.
+        attempts: u32,
+    },
     /// The SQLite cache.
     #[error("cache: {0}")]
     Cache(String),
@@ -100,4 +115,12 @@ pub enum EvalError {
         /// Why.
         message: String,
     },
+}
+
+impl EvalError {
+    /// An error that asking again cannot fix: an HTTP 4xx other than 408 and 429 (a wrong
+    /// model name, a bad API key, a request the server refuses).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Status { status, .. } if (400..500).contains(status) && !client::retryable(*status))
+    }
 }

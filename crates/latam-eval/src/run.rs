@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::EvalError;
 use crate::cache::Cache;
 use crate::client::{ChatAnswer, Client, EndpointConfig, Usage, chat_answer};
-use crate::judge::{self, Verdict};
+use crate::judge::{self, Verdict, VerdictError};
 use crate::metrics::{self, Group};
 use latam_benchmarks::{
     self as tasks, DataSource, Example, Item, Skipped, TaskKind, TaskSpec, read_rows,
@@ -246,12 +246,25 @@ pub fn run(config: &RunConfig, progress: Progress<'_>) -> Result<Summary, EvalEr
             .clone()
             .unwrap_or_else(|| config.output.join("cache.sqlite")),
     )?;
+    let breaker = Breaker::default();
+    let client = |endpoint| Client::new(endpoint).stopped_by(Arc::clone(&breaker.tripped));
     let ctx = Context {
         config,
-        client: Client::new(&config.endpoint),
-        judge: config.judge.as_ref().map(|j| (Client::new(&j.endpoint), j)),
+        client: client(&config.endpoint),
+        judge: config.judge.as_ref().map(|j| (client(&j.endpoint), j)),
         cache,
     };
+    // A server that is not there is found once, not by every row after its retries.
+    if !examples.is_empty() {
+        ctx.client.check()?;
+        if let Some((judge, _)) = ctx
+            .judge
+            .as_ref()
+            .filter(|(j, _)| j.base() != ctx.client.base())
+        {
+            judge.check()?;
+        }
+    }
     // An endpoint without prompt log-probabilities is found before the first row, not per row.
     let needs_logprobs = examples.iter().any(|e| match e.item {
         Item::Text { .. } => true,
@@ -271,18 +284,23 @@ pub fn run(config: &RunConfig, progress: Progress<'_>) -> Result<Summary, EvalEr
     std::thread::scope(|scope| {
         for _ in 0..config.concurrency.clamp(1, 256).min(examples.len().max(1)) {
             scope.spawn(|| {
-                loop {
+                while !breaker.tripped.load(Ordering::SeqCst) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(example) = examples.get(i) else {
                         break;
                     };
-                    let row = ctx.evaluate(example);
+                    let (row, error) = ctx.evaluate(example);
+                    breaker.count(error);
                     *results[i].lock().expect("row lock") = Some(row);
                     progress(done.fetch_add(1, Ordering::Relaxed) + 1, examples.len());
                 }
             });
         }
     });
+    // What was asked is in the cache: a corrected rerun continues from there.
+    if let Some(error) = breaker.into_error() {
+        return Err(error);
+    }
     let rows: Vec<RowResult> = results
         .into_iter()
         .map(|r| {
@@ -294,6 +312,47 @@ pub fn run(config: &RunConfig, progress: Progress<'_>) -> Result<Summary, EvalEr
     let summary = summarize(config, &rows, skipped.rows.len());
     write_outputs(config, &rows, &summary, &files, &skipped, started)?;
     Ok(summary)
+}
+
+/// Rows in a row that could not reach a server before a run stops.
+const UNREACHABLE_ROWS: usize = 3;
+
+/// Stops a run at the first error that retrying cannot fix, or when [`UNREACHABLE_ROWS`] rows in
+/// a row could not reach a server (each after its retries): no row starts after, and the
+/// clients give up the retries of the rows in flight.
+#[derive(Default)]
+struct Breaker {
+    unreachable_in_a_row: AtomicUsize,
+    tripped: Arc<AtomicBool>,
+    error: Mutex<Option<EvalError>>,
+}
+
+impl Breaker {
+    /// Counts a row that succeeded (`None`) or failed.
+    fn count(&self, error: Option<EvalError>) {
+        let stop = match error {
+            Some(EvalError::Transport { url, message }) => {
+                let n = self.unreachable_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
+                (n >= UNREACHABLE_ROWS).then(|| EvalError::Unreachable {
+                    url,
+                    message: format!("{n} rows in a row failed ({message})"),
+                })
+            }
+            Some(error) if error.is_permanent() => Some(error),
+            _ => {
+                self.unreachable_in_a_row.store(0, Ordering::SeqCst);
+                None
+            }
+        };
+        if let Some(stop) = stop {
+            self.error.lock().expect("breaker lock").get_or_insert(stop);
+            self.tripped.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn into_error(self) -> Option<EvalError> {
+        self.error.into_inner().expect("breaker lock")
+    }
 }
 
 /// A data file read for the run.
@@ -483,7 +542,8 @@ impl Context<'_> {
         Ok(list)
     }
 
-    fn evaluate(&self, example: &Example) -> RowResult {
+    /// The row of an example, and what failed.
+    fn evaluate(&self, example: &Example) -> (RowResult, Option<EvalError>) {
         let mut row = RowResult {
             id: example.id.clone(),
             metadata: example.metadata.clone(),
@@ -496,11 +556,12 @@ impl Context<'_> {
             judge_usage: Usage::new(),
             error: None,
         };
-        if let Err(e) = self.score(example, &mut row) {
+        let error = self.score(example, &mut row).err();
+        if let Some(e) = &error {
             row.metrics.clear();
             row.error = Some(e.to_string());
         }
-        row
+        (row, error)
     }
 
     fn score(&self, example: &Example, row: &mut RowResult) -> Result<(), EvalError> {
@@ -530,7 +591,7 @@ impl Context<'_> {
         if let (Some((client, judge)), Some(request)) =
             (&self.judge, self.judge_request(example, &answer.text))
         {
-            let mut last = String::new();
+            let mut last = VerdictError::NoJson;
             for attempt in 0..judge.attempts.max(1) {
                 let reply = self.chat_cached(client, &format!("judge#{attempt}"), &request)?;
                 add(&mut row.judge_usage, &reply.usage);
@@ -544,10 +605,10 @@ impl Context<'_> {
                 }
             }
             if row.judge.is_none() {
-                return Err(EvalError::Judge(format!(
-                    "{last} (after {} attempts)",
-                    judge.attempts.max(1)
-                )));
+                return Err(EvalError::Judge {
+                    reason: last,
+                    attempts: judge.attempts.max(1),
+                });
             }
         }
         row.answer = Some(answer.text);

@@ -601,3 +601,100 @@ fn to_sse(values: Vec<Value>, done: bool) -> Vec<Result<SseEvent, Infallible>> {
     }
     events
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    use latam_model::synthetic::{random_weights, tiny_config, write_gguf};
+    use latam_model::{GgmlDType, LoadOptions};
+
+    use super::*;
+
+    /// A server of a tiny random model whose model thread has died: its guard was dropped by
+    /// a panic, and its queue's receiver is gone.
+    fn server_with_a_dead_model_thread(dir: &std::path::Path) -> SocketAddr {
+        let config = tiny_config();
+        let path = dir.join("tiny.gguf");
+        write_gguf(&path, &config, &random_weights(&config, 1), GgmlDType::Q8_0).unwrap();
+        let model = Model::load(&path, &LoadOptions::default()).unwrap();
+        let stopped = Arc::new(Stopped::default());
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Job>(4);
+        let dying = Arc::clone(&stopped);
+        let died = std::thread::spawn(move || {
+            let _receiver = receiver;
+            let _stop = dying.guard();
+            panic!("a fault in the model thread");
+        });
+        assert!(died.join().is_err());
+        let state = Arc::new(AppState {
+            model: Arc::new(model),
+            queue: Mutex::new(Some(sender)),
+            taken: Arc::new(AtomicUsize::new(0)),
+            limit: 4,
+            metrics: Arc::new(Metrics::default()),
+            stopped,
+            created: 0,
+            ids: AtomicU64::new(0),
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, router(state)).await.unwrap();
+            });
+        });
+        address
+    }
+
+    /// One HTTP/1.1 request; the status and the body.
+    fn request(address: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let mut stream = TcpStream::connect(address).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response[9..12].parse().unwrap();
+        let body = &response[response.find("\r\n\r\n").unwrap() + 4..];
+        (status, serde_json::from_str(body).unwrap())
+    }
+
+    #[test]
+    fn a_dead_model_thread_makes_health_and_requests_503() {
+        let dir = tempfile::tempdir().unwrap();
+        let address = server_with_a_dead_model_thread(dir.path());
+        let (status, health) = request(address, "GET", "/health", "");
+        assert_eq!(status, 503, "{health}");
+        assert_eq!(health["error"]["code"], "model_unavailable");
+        assert!(
+            health["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("panicked"),
+            "{health}"
+        );
+        for (path, body) in [
+            ("/v1/completions", r#"{"prompt": "Hola", "max_tokens": 2}"#),
+            (
+                "/v1/chat/completions",
+                r#"{"messages": [{"role": "user", "content": "Hola"}], "max_tokens": 2}"#,
+            ),
+        ] {
+            let (status, answer) = request(address, "POST", path, body);
+            assert_eq!(status, 503, "{path}: {answer}");
+            assert_eq!(answer["error"]["type"], "server_error", "{answer}");
+        }
+    }
+}

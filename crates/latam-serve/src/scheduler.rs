@@ -124,10 +124,16 @@ impl Stopped {
     pub fn reason(&self) -> Option<&'static str> {
         self.0.get().copied()
     }
+
+    /// A guard for the model thread to hold: dropped by its return or its panic, it records
+    /// which.
+    pub(crate) fn guard(&self) -> StopOnDrop<'_> {
+        StopOnDrop(self)
+    }
 }
 
 /// Marks the model thread stopped when dropped, by a return or a panic.
-struct StopOnDrop<'a>(&'a Stopped);
+pub(crate) struct StopOnDrop<'a>(&'a Stopped);
 
 impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
@@ -156,7 +162,7 @@ pub fn run(
         max_tokens: 4 * model.context_length(),
     };
     // Declared last, so dropped first.
-    let _stop = StopOnDrop(stopped);
+    let _stop = stopped.guard();
     loop {
         if running.is_empty() {
             match queue.recv() {

@@ -184,3 +184,28 @@ pub fn assert_invariant(out: &Path) {
         .count() as u64;
     assert_eq!(errors, d["errors"].as_u64().unwrap());
 }
+
+/// Headless Chromium (Debian `chromium`, or `LATAM_CHROMIUM`) run offline with a profile in the
+/// scratch directory.
+pub fn chromium(s: &Scratch, args: &[&str]) -> Output {
+    let browser = std::env::var("LATAM_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let profile = s.path("chromium-profile");
+    Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--blink-settings=imagesEnabled=true",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {browser} ({e}); install Debian's chromium or set LATAM_CHROMIUM")
+        })
+}

@@ -9,7 +9,8 @@
 //! is `oracle` after 150 ms; `judge` grades (correct when the answer equals the reference,
 //! `not_attempted` for "No lo sé", else incorrect) and replies with broken JSON the first time
 //! it sees a question mentioning `MALFORMED` or any question when `judge-flaky`;
-//! `nologprobs` has no log-probabilities.
+//! `nologprobs` has no log-probabilities; a model whose name starts with `missing` is refused
+//! with 404 and `latam serve`'s message.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,6 +45,8 @@ pub struct FakeOpenAi {
     pub chats: Arc<Mutex<HashMap<String, usize>>>,
     /// Completion requests received.
     pub completions: Arc<AtomicUsize>,
+    /// Requests refused with 404 for a `missing…` model.
+    pub refused: Arc<AtomicUsize>,
     server: Arc<Server>,
 }
 
@@ -63,15 +66,17 @@ impl FakeOpenAi {
         );
         let chats = Arc::new(Mutex::new(HashMap::new()));
         let completions = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(AtomicUsize::new(0));
         let knowledge = Arc::new(knowledge);
         let state = Arc::new(Mutex::new(State::default()));
         for _ in 0..8 {
-            let (server, knowledge, state, chats, completions) = (
+            let (server, knowledge, state, chats, completions, refused) = (
                 server.clone(),
                 knowledge.clone(),
                 state.clone(),
                 chats.clone(),
                 completions.clone(),
+                refused.clone(),
             );
             thread::spawn(move || {
                 while let Ok(mut request) = server.recv() {
@@ -80,6 +85,9 @@ impl FakeOpenAi {
                     let url = request.url().to_owned();
                     let (status, value, retry) =
                         handle(&url, &body, &knowledge, &state, &chats, &completions);
+                    if status == 404 && value.to_string().contains("does not exist") {
+                        refused.fetch_add(1, Ordering::SeqCst);
+                    }
                     let mut response = Response::from_string(match &value {
                         Value::String(s) => s.clone(),
                         other => other.to_string(),
@@ -97,6 +105,7 @@ impl FakeOpenAi {
             url,
             chats,
             completions,
+            refused,
             server,
         }
     }
@@ -225,6 +234,14 @@ fn handle(
 ) -> (u16, Value, bool) {
     let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let model = request["model"].as_str().unwrap_or_default().to_owned();
+    if model.starts_with("missing") {
+        let message = format!("The model `{model}` does not exist; this server runs `oracle`.");
+        return (
+            404,
+            json!({ "error": { "message": message, "type": "invalid_request_error", "param": "model", "code": "model_not_found" } }),
+            false,
+        );
+    }
     match url {
         "/v1/chat/completions" => {
             if model == "flaky" && state.lock().unwrap().seen.insert(format!("429:{request}")) {
@@ -376,8 +393,20 @@ fn batch_status(
     )
 }
 
-/// An echoed completion with the log-probability of every prompt token.
+/// An echoed completion with the log-probability of every prompt token; `error-mid-stream`
+/// streams a first chunk, then an error chunk (as a server whose model fails mid-generation).
 fn completion(model: &str, request: &Value, knowledge: &Knowledge) -> (u16, Value, bool) {
+    if model == "error-mid-stream" && request["stream"] == json!(true) {
+        let chunk = json!({"object": "text_completion", "model": model,
+                           "choices": [{"index": 0, "text": "Hola", "finish_reason": null}]});
+        let error = json!({"error": {"message": "the model failed mid-generation",
+                                      "type": "server_error", "param": null, "code": null}});
+        return (
+            200,
+            Value::String(format!("data: {chunk}\n\ndata: {error}\n\n")),
+            false,
+        );
+    }
     let prompt = request["prompt"].as_str().unwrap_or_default();
     if model == "nologprobs" || request["echo"] != json!(true) {
         return (
