@@ -37,7 +37,8 @@ impl AtomicFile {
             std::fs::create_dir_all(parent).map_err(|e| IoError::os(parent, e))?;
         }
         let tmp = temp_path(path);
-        let file = File::create_new(&tmp).map_err(|e| IoError::os(&tmp, e))?;
+        // Unique among live processes; one left by a dead process of the same pid is replaced.
+        let file = File::create(&tmp).map_err(|e| IoError::os(&tmp, e))?;
         Ok(Self {
             path: path.to_owned(),
             tmp,
