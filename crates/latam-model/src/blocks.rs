@@ -1,14 +1,15 @@
-//! Weight matrices in GGML's 32-element block formats (Q4_0, Q4_1, Q8_0) and their product with
-//! `f32` inputs on the CPU.
+//! Weight matrices in GGML's block formats (Q4_0, Q4_1 and Q8_0 of 32 values; the k-quants
+//! Q4_K, Q5_K and Q6_K of 256) and their product with `f32` inputs on the CPU.
 //!
-//! Two things candle's CPU kernels lack: Q4_1 is multiplied as it is stored (candle has no SIMD
-//! Q4_1 kernel, so it would have to be converted, losing either memory or accuracy), and each
-//! weight row is read once per call however many input rows there are (candle walks the whole
-//! matrix once per input row), so a batch of decoding steps or a prompt chunk costs little more
-//! memory traffic than a single token.
+//! Why not candle's kernels: Q4_1 has no SIMD kernel there, its k-quant kernels use AVX2 only in
+//! a binary compiled for it (`target-cpu=native`, which crashes on an older CPU), and each input
+//! row walks the whole matrix. Here the AVX2 kernel is chosen at run time, and each weight row
+//! is read once per call however many input rows there are, so a batch of decoding steps or a
+//! prompt chunk costs little more memory traffic than a single token.
 //!
 //! Inputs are quantized to 8 bits per 32 values (an `f32` scale and the scaled sum, as GGML's
-//! Q8_1) and multiplied in integers, as llama.cpp does.
+//! Q8_1) and multiplied in integers, as llama.cpp does. The k-quants meet the same inputs one
+//! 32-value sub-block at a time (llama.cpp's Q8_K has one input scale per 256 values instead).
 
 #![allow(
     clippy::inline_always,
@@ -17,14 +18,11 @@
 
 use candle_core::quantized::GgmlDType;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
-use half::f16;
 #[cfg(target_arch = "x86_64")]
 use pulp::x86::V3;
 use rayon::prelude::*;
-#[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::__m256i;
 
-/// Values per block, in every format here.
+/// Values per input block and per sub-block of every format.
 pub const BLOCK: usize = 32;
 
 /// Weight rows per parallel task: enough work to outweigh scheduling.
@@ -33,7 +31,7 @@ const ROWS_PER_TASK: usize = 16;
 /// 4-bit values `d * (q - 8)`.
 #[derive(Clone, Copy)]
 pub struct Q4_0 {
-    d: f16,
+    d: u16,
     /// Value `i` in the low nibble of byte `i`, value `i + 16` in its high nibble.
     qs: [u8; 16],
 }
@@ -41,19 +39,53 @@ pub struct Q4_0 {
 /// 4-bit values `d * q + m`.
 #[derive(Clone, Copy)]
 pub struct Q4_1 {
-    d: f16,
-    m: f16,
+    d: u16,
+    m: u16,
     qs: [u8; 16],
 }
 
 /// 8-bit values `d * q`.
 #[derive(Clone, Copy)]
 pub struct Q8_0 {
-    d: f16,
+    d: u16,
     qs: [i8; 32],
 }
 
-/// 32 input values as `d * q`, with `s = d * Σq` for the offsets of Q4_0 and Q4_1.
+/// 256 values in eight sub-blocks of 32: `d * scale * q - dmin * min`, 4-bit `q`, a 6-bit scale
+/// and min per sub-block.
+#[derive(Clone, Copy)]
+pub struct Q4K {
+    d: u16,
+    dmin: u16,
+    /// The sub-blocks' scales and mins, packed (GGML's `get_scale_min_k4`).
+    scales: [u8; 12],
+    /// Sub-block `2i` in the low nibbles of `qs[i]`, sub-block `2i + 1` in the high ones.
+    qs: [[u8; 32]; 4],
+}
+
+/// Q4_K with a fifth bit per value: bit `j` of `qh[i]` for value `i` of sub-block `j`.
+#[derive(Clone, Copy)]
+pub struct Q5K {
+    d: u16,
+    dmin: u16,
+    scales: [u8; 12],
+    qh: [u8; 32],
+    qs: [[u8; 32]; 4],
+}
+
+/// 256 values `d * scale * (q - 32)`, 6-bit `q`, an 8-bit scale per 16 values.
+#[derive(Clone, Copy)]
+pub struct Q6K {
+    /// Low 4 bits: in each half of 128 values, sub-block `k` in `ql[2·half + k % 2]`, low
+    /// nibbles for `k < 2`.
+    ql: [[u8; 32]; 4],
+    /// High 2 bits: of sub-block `k` of each half at bit `2k` of `qh[half]`.
+    qh: [[u8; 32]; 2],
+    scales: [i8; 16],
+    d: u16,
+}
+
+/// 32 input values as `d * q`, with `s = d * Σq` for the weights' offsets.
 #[derive(Clone, Copy)]
 pub struct Input {
     d: f32,
@@ -80,139 +112,302 @@ impl Input {
     }
 }
 
-/// A block format of this module. Each block's value `i` is `scale · q[i] + offset`, with
-/// `q` unsigned (4-bit) or signed (8-bit), so its dot product with an input block is
-/// `scale · d · Σ q[i]·x[i] + offset · s`.
-trait WeightBlock: Copy + Send + Sync {
-    const BYTES: usize;
-    fn parse(bytes: &[u8]) -> Self;
-    fn scale(&self) -> f32;
-    fn offset(&self) -> f32;
-    /// `Σ q[i]·x[i]` in plain Rust.
-    fn int_dot(&self, input: &Input) -> i32;
-    /// The 32 quantized values, in order.
-    fn values(&self) -> [i32; 32];
-    /// Appends the block's 32 values.
-    fn dequantize(&self, out: &mut Vec<f32>) {
-        let (scale, offset) = (self.scale(), self.offset());
-        out.extend(self.values().map(|q| scale * q as f32 + offset));
+/// An IEEE half as `f32`, in a few integer operations that inline into the kernels (the `half`
+/// crate calls out to F16C only when the whole binary is compiled for it).
+#[inline(always)]
+fn f16_to_f32(bits: u16) -> f32 {
+    // Exponent and mantissa moved to f32's place, then rebased by 2^(127 - 15): exact for
+    // normal and subnormal halves alike.
+    let magnitude = f32::from_bits(u32::from(bits & 0x7FFF) << 13) * f32::from_bits(239 << 23);
+    // Infinities and NaNs of the half land at or above 2^16: give them f32's top exponent.
+    let magnitude = if magnitude >= 65536.0 {
+        f32::from_bits(magnitude.to_bits() | 0x7F80_0000)
+    } else {
+        magnitude
+    };
+    f32::from_bits(magnitude.to_bits() | (u32::from(bits & 0x8000) << 16))
+}
+
+/// 32 values of a block as `scale * multiplier * q + offset`, with one integer multiplier per
+/// 16 values (Q6_K's scales; 1 elsewhere).
+struct Sub {
+    q: [i8; 32],
+    multipliers: [i32; 2],
+    scale: f32,
+    offset: f32,
+}
+
+impl Sub {
+    fn new(q: [i8; 32], scale: f32, offset: f32) -> Self {
+        Self {
+            q,
+            multipliers: [1, 1],
+            scale,
+            offset,
+        }
     }
-    /// The quantized values for AVX2: `|q|` and the signs to give the inputs (for unsigned
-    /// `q`, `q` itself and `None`).
+
+    /// Σ value · input, in plain Rust.
+    fn dot(&self, x: &Input) -> f32 {
+        let half = |h: usize| -> i32 {
+            self.q[16 * h..16 * h + 16]
+                .iter()
+                .zip(&x.qs[16 * h..16 * h + 16])
+                .map(|(&a, &b)| i32::from(a) * i32::from(b))
+                .sum()
+        };
+        let ints = self.multipliers[0] * half(0) + self.multipliers[1] * half(1);
+        self.scale * x.d * ints as f32 + self.offset * x.s
+    }
+
+    fn dequantize(&self, out: &mut Vec<f32>) {
+        out.extend(self.q.iter().enumerate().map(|(i, &q)| {
+            self.scale * (self.multipliers[i / 16] * i32::from(q)) as f32 + self.offset
+        }));
+    }
+}
+
+/// A block format of this module: `SUBS` sub-blocks of 32 values, each multiplied with one
+/// input block.
+trait WeightBlock: Copy + Send + Sync {
+    /// Bytes of a block in GGML's layout.
+    const BYTES: usize;
+    /// 32-value sub-blocks per block.
+    const SUBS: usize;
+    /// The GGML type.
+    const DTYPE: GgmlDType;
+    fn parse(bytes: &[u8]) -> Self;
+    /// Sub-block `j` in plain Rust.
+    fn sub(&self, j: usize) -> Sub;
+    /// Sub-block `j` for AVX2.
     #[cfg(target_arch = "x86_64")]
-    fn unpack(&self, simd: V3) -> (__m256i, Option<__m256i>);
+    fn unpack(&self, simd: V3, j: usize) -> avx2::Sub;
 }
 
-fn half(bytes: &[u8], at: usize) -> f16 {
-    f16::from_le_bytes([bytes[at], bytes[at + 1]])
+fn half(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
 }
 
-/// Σ over a block of its nibbles (low: values 0..16, high: 16..32) times the inputs.
-fn nibble_dot(qs: &[u8; 16], input: &Input) -> i32 {
-    qs.iter()
-        .zip(&input.qs[..16])
-        .zip(&input.qs[16..])
-        .map(|((&q, &a), &b)| i32::from(q & 0x0F) * i32::from(a) + i32::from(q >> 4) * i32::from(b))
-        .sum()
+fn array<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+    bytes[at..at + N].try_into().expect("N bytes")
 }
 
-/// The 32 nibbles of a 4-bit block, in value order.
-fn nibble_values(qs: &[u8; 16]) -> [i32; 32] {
-    std::array::from_fn(|i| {
-        i32::from(if i < 16 {
+/// `N` runs of 32 bytes.
+fn runs<const N: usize>(bytes: &[u8], at: usize) -> [[u8; 32]; N] {
+    std::array::from_fn(|i| array(bytes, at + 32 * i))
+}
+
+/// The 32 nibbles of a Q4_0/Q4_1 block, in value order.
+fn nibbles(qs: &[u8; 16]) -> [i8; 32] {
+    bytemuck::cast::<[u8; 32], _>(std::array::from_fn(|i| {
+        if i < 16 {
             qs[i] & 0x0F
         } else {
             qs[i - 16] >> 4
-        })
-    })
+        }
+    }))
 }
 
-/// The `WeightBlock` methods of the 4-bit formats, which read their nibbles `qs` alike.
-macro_rules! nibble_methods {
-    () => {
-        fn int_dot(&self, input: &Input) -> i32 {
-            nibble_dot(&self.qs, input)
-        }
-        fn values(&self) -> [i32; 32] {
-            nibble_values(&self.qs)
-        }
-        #[cfg(target_arch = "x86_64")]
-        #[inline(always)]
-        fn unpack(&self, simd: V3) -> (__m256i, Option<__m256i>) {
-            (avx2::nibbles(simd, self.qs), None)
-        }
-    };
+/// Nibbles of 32 bytes: the low ones (`high == false`) or the high ones.
+fn nibble_run(bytes: &[u8; 32], high: bool) -> [u8; 32] {
+    bytes.map(|b| if high { b >> 4 } else { b & 0x0F })
 }
 
 impl WeightBlock for Q4_0 {
     const BYTES: usize = 18;
+    const SUBS: usize = 1;
+    const DTYPE: GgmlDType = GgmlDType::Q4_0;
     fn parse(b: &[u8]) -> Self {
         Self {
             d: half(b, 0),
-            qs: b[2..18].try_into().expect("16 bytes"),
+            qs: array(b, 2),
         }
     }
-    fn scale(&self) -> f32 {
-        self.d.to_f32()
+    fn sub(&self, _: usize) -> Sub {
+        let d = f16_to_f32(self.d);
+        Sub::new(nibbles(&self.qs), d, -8.0 * d)
     }
-    fn offset(&self) -> f32 {
-        -8.0 * self.d.to_f32()
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn unpack(&self, simd: V3, _: usize) -> avx2::Sub {
+        let d = f16_to_f32(self.d);
+        avx2::Sub::unsigned(avx2::nibbles(simd, self.qs), d, -8.0 * d)
     }
-    nibble_methods!();
 }
 
 impl WeightBlock for Q4_1 {
     const BYTES: usize = 20;
+    const SUBS: usize = 1;
+    const DTYPE: GgmlDType = GgmlDType::Q4_1;
     fn parse(b: &[u8]) -> Self {
         Self {
             d: half(b, 0),
             m: half(b, 2),
-            qs: b[4..20].try_into().expect("16 bytes"),
+            qs: array(b, 4),
         }
     }
-    fn scale(&self) -> f32 {
-        self.d.to_f32()
+    fn sub(&self, _: usize) -> Sub {
+        Sub::new(nibbles(&self.qs), f16_to_f32(self.d), f16_to_f32(self.m))
     }
-    fn offset(&self) -> f32 {
-        self.m.to_f32()
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn unpack(&self, simd: V3, _: usize) -> avx2::Sub {
+        let q = avx2::nibbles(simd, self.qs);
+        avx2::Sub::unsigned(q, f16_to_f32(self.d), f16_to_f32(self.m))
     }
-    nibble_methods!();
 }
 
 impl WeightBlock for Q8_0 {
     const BYTES: usize = 34;
+    const SUBS: usize = 1;
+    const DTYPE: GgmlDType = GgmlDType::Q8_0;
     fn parse(b: &[u8]) -> Self {
         Self {
             d: half(b, 0),
-            qs: bytemuck::cast(<[u8; 32]>::try_from(&b[2..34]).expect("32 bytes")),
+            qs: bytemuck::cast(array::<32>(b, 2)),
         }
     }
-    fn scale(&self) -> f32 {
-        self.d.to_f32()
-    }
-    fn offset(&self) -> f32 {
-        0.0
-    }
-    fn int_dot(&self, input: &Input) -> i32 {
-        self.qs
-            .iter()
-            .zip(&input.qs)
-            .map(|(&a, &b)| i32::from(a) * i32::from(b))
-            .sum()
-    }
-    fn values(&self) -> [i32; 32] {
-        self.qs.map(i32::from)
+    fn sub(&self, _: usize) -> Sub {
+        Sub::new(self.qs, f16_to_f32(self.d), 0.0)
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn unpack(&self, simd: V3) -> (__m256i, Option<__m256i>) {
-        let q = bytemuck::cast(self.qs);
-        (simd.avx2._mm256_sign_epi8(q, q), Some(q))
+    fn unpack(&self, simd: V3, _: usize) -> avx2::Sub {
+        avx2::Sub::signed(simd, bytemuck::cast(self.qs), f16_to_f32(self.d))
     }
 }
 
-/// Dot products of one weight row with `N` input rows at once (each weight block is unpacked
-/// once for all of them).
+/// The 6-bit scale and min of sub-block `j` of Q4_K and Q5_K.
+fn scale_min(scales: &[u8; 12], j: usize) -> (u8, u8) {
+    if j < 4 {
+        (scales[j] & 63, scales[j + 4] & 63)
+    } else {
+        (
+            (scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4),
+            (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4),
+        )
+    }
+}
+
+/// Scale and offset of sub-block `j` of Q4_K and Q5_K.
+#[inline(always)]
+fn scale_offset(d: u16, dmin: u16, scales: &[u8; 12], j: usize) -> (f32, f32) {
+    let (scale, min) = scale_min(scales, j);
+    (
+        f16_to_f32(d) * f32::from(scale),
+        -f16_to_f32(dmin) * f32::from(min),
+    )
+}
+
+impl WeightBlock for Q4K {
+    const BYTES: usize = 144;
+    const SUBS: usize = 8;
+    const DTYPE: GgmlDType = GgmlDType::Q4K;
+    fn parse(b: &[u8]) -> Self {
+        Self {
+            d: half(b, 0),
+            dmin: half(b, 2),
+            scales: array(b, 4),
+            qs: runs(b, 16),
+        }
+    }
+    fn sub(&self, j: usize) -> Sub {
+        let q = nibble_run(&self.qs[j / 2], j % 2 == 1);
+        let (scale, offset) = scale_offset(self.d, self.dmin, &self.scales, j);
+        Sub::new(bytemuck::cast(q), scale, offset)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn unpack(&self, simd: V3, j: usize) -> avx2::Sub {
+        let q = avx2::nibble_run(simd, self.qs[j / 2], j % 2 == 1);
+        let (scale, offset) = scale_offset(self.d, self.dmin, &self.scales, j);
+        avx2::Sub::unsigned(q, scale, offset)
+    }
+}
+
+impl WeightBlock for Q5K {
+    const BYTES: usize = 176;
+    const SUBS: usize = 8;
+    const DTYPE: GgmlDType = GgmlDType::Q5K;
+    fn parse(b: &[u8]) -> Self {
+        Self {
+            d: half(b, 0),
+            dmin: half(b, 2),
+            scales: array(b, 4),
+            qh: array(b, 16),
+            qs: runs(b, 48),
+        }
+    }
+    fn sub(&self, j: usize) -> Sub {
+        let low = nibble_run(&self.qs[j / 2], j % 2 == 1);
+        let q: [u8; 32] = std::array::from_fn(|i| low[i] | (((self.qh[i] >> j) & 1) << 4));
+        let (scale, offset) = scale_offset(self.d, self.dmin, &self.scales, j);
+        Sub::new(bytemuck::cast(q), scale, offset)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn unpack(&self, simd: V3, j: usize) -> avx2::Sub {
+        let low = avx2::nibble_run(simd, self.qs[j / 2], j % 2 == 1);
+        let q = simd
+            .avx2
+            ._mm256_or_si256(low, avx2::fifth_bit(simd, self.qh, j));
+        let (scale, offset) = scale_offset(self.d, self.dmin, &self.scales, j);
+        avx2::Sub::unsigned(q, scale, offset)
+    }
+}
+
+impl Q6K {
+    /// Where sub-block `j` keeps its low 4 bits (run, high nibbles?) and its high 2 bits (run,
+    /// shift).
+    fn places(j: usize) -> ((usize, bool), (usize, usize)) {
+        let (half, k) = (j / 4, j % 4);
+        ((2 * half + k % 2, k >= 2), (half, 2 * k))
+    }
+
+    fn multipliers(&self, j: usize) -> [i8; 2] {
+        [self.scales[2 * j], self.scales[2 * j + 1]]
+    }
+}
+
+impl WeightBlock for Q6K {
+    const BYTES: usize = 210;
+    const SUBS: usize = 8;
+    const DTYPE: GgmlDType = GgmlDType::Q6K;
+    fn parse(b: &[u8]) -> Self {
+        Self {
+            ql: runs(b, 0),
+            qh: runs(b, 128),
+            scales: bytemuck::cast(array::<16>(b, 192)),
+            d: half(b, 208),
+        }
+    }
+    fn sub(&self, j: usize) -> Sub {
+        let ((low, high), (bits, shift)) = Self::places(j);
+        let low = nibble_run(&self.ql[low], high);
+        let q = std::array::from_fn(|i| {
+            (low[i] | (((self.qh[bits][i] >> shift) & 3) << 4)).cast_signed() - 32
+        });
+        Sub {
+            q,
+            multipliers: self.multipliers(j).map(i32::from),
+            scale: f16_to_f32(self.d),
+            offset: 0.0,
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn unpack(&self, simd: V3, j: usize) -> avx2::Sub {
+        let ((low, high), (bits, shift)) = Self::places(j);
+        let low = avx2::nibble_run(simd, self.ql[low], high);
+        let q = avx2::six_bits(simd, low, self.qh[bits], shift);
+        let mut sub = avx2::Sub::signed(simd, q, f16_to_f32(self.d));
+        sub.multipliers = Some(avx2::multipliers(simd, self.multipliers(j)));
+        sub
+    }
+}
+
+/// Dot products of one weight row with `N` input rows at once (each weight sub-block is
+/// unpacked once for all of them). Each input row holds `row.len() * SUBS` blocks.
 trait Kernel<B: WeightBlock>: Copy + Send + Sync {
     fn dot<const N: usize>(self, row: &[B], inputs: [&[Input]; N]) -> [f32; N];
 }
@@ -223,21 +418,58 @@ struct Portable;
 
 impl<B: WeightBlock> Kernel<B> for Portable {
     fn dot<const N: usize>(self, row: &[B], inputs: [&[Input]; N]) -> [f32; N] {
-        std::array::from_fn(|k| {
-            row.iter()
-                .zip(inputs[k])
-                .map(|(w, x)| w.scale() * x.d * w.int_dot(x) as f32 + w.offset() * x.s)
-                .sum()
-        })
+        let mut sums = [0f32; N];
+        for (i, w) in row.iter().enumerate() {
+            for j in 0..B::SUBS {
+                let sub = w.sub(j);
+                for (sum, x) in sums.iter_mut().zip(inputs) {
+                    *sum += sub.dot(&x[i * B::SUBS + j]);
+                }
+            }
+        }
+        sums
     }
 }
 
-#[derive(Clone)]
-enum Blocks {
-    Q4_0(Vec<Q4_0>),
-    Q4_1(Vec<Q4_1>),
-    Q8_0(Vec<Q8_0>),
+/// The enum `Blocks` of the formats' block vectors, and `with_blocks!` to run generic code on
+/// whichever it holds. (`$d` is a `$` for the inner macro's own variables.)
+macro_rules! formats {
+    ($d:tt $($format:ident),*) => {
+        #[derive(Clone)]
+        enum Blocks {
+            $($format(Vec<$format>),)*
+        }
+
+        impl Blocks {
+            fn parse(dtype: GgmlDType, bytes: &[u8]) -> Option<Self> {
+                $(if dtype == $format::DTYPE {
+                    return Some(Self::$format(parse(bytes)));
+                })*
+                None
+            }
+
+            /// Appends the blocks of `other`, when it is of the same format.
+            fn append(&mut self, other: &Self) -> bool {
+                match (self, other) {
+                    $((Self::$format(a), Self::$format(b)) => a.extend_from_slice(b),)*
+                    _ => return false,
+                }
+                true
+            }
+        }
+
+        /// The body with the variable bound to the blocks, whatever their format.
+        macro_rules! with_blocks {
+            ($d blocks:expr, $d w:ident => $d body:expr) => {
+                match $d blocks {
+                    $(Blocks::$format($d w) => $d body,)*
+                }
+            };
+        }
+    };
 }
+
+formats!($ Q4_0, Q4_1, Q8_0, Q4K, Q5K, Q6K);
 
 /// A `[rows, cols]` matrix of blocks, row after row, multiplied by `x [.., cols]` as
 /// `x · Wᵀ` (candle's `QMatMul` convention).
@@ -255,21 +487,20 @@ fn parse<B: WeightBlock>(bytes: &[u8]) -> Vec<B> {
 impl BlockMatrix {
     /// The types this module multiplies.
     pub fn supports(dtype: GgmlDType) -> bool {
-        matches!(dtype, GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q8_0)
+        Blocks::parse(dtype, &[]).is_some()
     }
 
     /// A matrix from GGML's bytes, or `None` when the type is not supported or the bytes do not
     /// hold `rows` rows of `cols` values.
     pub fn from_ggml(dtype: GgmlDType, bytes: &[u8], rows: usize, cols: usize) -> Option<Self> {
-        if !cols.is_multiple_of(BLOCK) || bytes.len() != rows * cols / BLOCK * dtype.type_size() {
+        let per_block = dtype.block_size();
+        let size = rows
+            .checked_mul(cols / per_block)
+            .and_then(|blocks| blocks.checked_mul(dtype.type_size()));
+        if !cols.is_multiple_of(per_block) || size != Some(bytes.len()) {
             return None;
         }
-        let blocks = match dtype {
-            GgmlDType::Q4_0 => Blocks::Q4_0(parse(bytes)),
-            GgmlDType::Q4_1 => Blocks::Q4_1(parse(bytes)),
-            GgmlDType::Q8_0 => Blocks::Q8_0(parse(bytes)),
-            _ => return None,
-        };
+        let blocks = Blocks::parse(dtype, bytes)?;
         Some(Self { rows, cols, blocks })
     }
 
@@ -278,14 +509,8 @@ impl BlockMatrix {
         let first = parts.first()?;
         let mut joined = (*first).clone();
         for part in &parts[1..] {
-            if part.cols != joined.cols {
+            if part.cols != joined.cols || !joined.blocks.append(&part.blocks) {
                 return None;
-            }
-            match (&mut joined.blocks, &part.blocks) {
-                (Blocks::Q4_0(a), Blocks::Q4_0(b)) => a.extend_from_slice(b),
-                (Blocks::Q4_1(a), Blocks::Q4_1(b)) => a.extend_from_slice(b),
-                (Blocks::Q8_0(a), Blocks::Q8_0(b)) => a.extend_from_slice(b),
-                _ => return None,
             }
             joined.rows += part.rows;
         }
@@ -304,32 +529,20 @@ impl BlockMatrix {
 
     /// Rows `ids` as `f32`, one after the other.
     pub fn dequantize_rows(&self, ids: &[u32]) -> Vec<f32> {
-        let per_row = self.cols / BLOCK;
         let mut out = Vec::with_capacity(ids.len() * self.cols);
-        let mut rows = |blocks: &dyn Fn(usize, &mut Vec<f32>)| {
+        with_blocks!(&self.blocks, w => {
+            let per_row = w.len() / self.rows.max(1);
             for &id in ids {
-                let start = id as usize * per_row;
-                for b in start..start + per_row {
-                    blocks(b, &mut out);
-                }
+                dequantize(&w[id as usize * per_row..][..per_row], &mut out);
             }
-        };
-        match &self.blocks {
-            Blocks::Q4_0(w) => rows(&|b, out| w[b].dequantize(out)),
-            Blocks::Q4_1(w) => rows(&|b, out| w[b].dequantize(out)),
-            Blocks::Q8_0(w) => rows(&|b, out| w[b].dequantize(out)),
-        }
+        });
         out
     }
 
     /// `x [m, cols] · Wᵀ`, as `[m, rows]` row after row.
     pub fn matmul(&self, x: &[f32]) -> Vec<f32> {
         let inputs: Vec<Input> = x.chunks_exact(BLOCK).map(Input::quantize).collect();
-        match &self.blocks {
-            Blocks::Q4_0(w) => self.product(w, &inputs),
-            Blocks::Q4_1(w) => self.product(w, &inputs),
-            Blocks::Q8_0(w) => self.product(w, &inputs),
-        }
+        with_blocks!(&self.blocks, w => self.product(w, &inputs))
     }
 
     /// Weight rows in parallel tasks; each row meets every input row while it is in cache.
@@ -340,7 +553,7 @@ impl BlockMatrix {
         let mut by_weight = vec![0f32; self.rows * m];
         by_weight
             .par_chunks_mut(m * ROWS_PER_TASK)
-            .zip(weights.par_chunks(per_row * ROWS_PER_TASK))
+            .zip(weights.par_chunks(per_row / B::SUBS * ROWS_PER_TASK))
             .for_each(|(out, weights)| {
                 #[cfg(target_arch = "x86_64")]
                 if let Some(simd) = V3::try_new() {
@@ -361,8 +574,17 @@ impl BlockMatrix {
     }
 }
 
-/// `out [weight rows, input rows]` = each weight row dotted with each input row, four input
-/// rows at a time.
+/// Appends the values of `blocks`.
+fn dequantize<B: WeightBlock>(blocks: &[B], out: &mut Vec<f32>) {
+    for block in blocks {
+        for j in 0..B::SUBS {
+            block.sub(j).dequantize(out);
+        }
+    }
+}
+
+/// `out [weight rows, input rows]` = each weight row dotted with each input row (`per_row`
+/// input blocks each), four input rows at a time.
 #[inline(always)]
 fn dot_rows<B: WeightBlock>(
     out: &mut [f32],
@@ -372,7 +594,7 @@ fn dot_rows<B: WeightBlock>(
     kernel: impl Kernel<B>,
 ) {
     let m = inputs.len() / per_row;
-    for (out, row) in out.chunks_mut(m).zip(weights.chunks(per_row)) {
+    for (out, row) in out.chunks_mut(m).zip(weights.chunks(per_row / B::SUBS)) {
         for (out, inputs) in out.chunks_mut(4).zip(inputs.chunks(4 * per_row)) {
             if out.len() == 4 {
                 let rows: [&[Input]; 4] =
@@ -430,21 +652,26 @@ impl<B: WeightBlock> Kernel<B> for Avx2 {
         let simd = self.0;
         let mut acc = [simd.avx._mm256_setzero_ps(); N];
         let mut offsets = [0f32; N];
-        // As long as the row: no bounds checks in the loop.
-        let inputs = inputs.map(|x| &x[..row.len()]);
+        let ones = simd.avx._mm256_set1_epi16(1);
         for (i, w) in row.iter().enumerate() {
-            let (unsigned, signs) = w.unpack(simd);
-            let (scale, offset) = (w.scale(), w.offset());
-            for k in 0..N {
-                let x = &inputs[k][i];
-                offsets[k] += offset * x.s;
-                let mut xq = bytemuck::cast(x.qs);
-                if let Some(signs) = signs {
-                    xq = simd.avx2._mm256_sign_epi8(xq, signs);
+            for j in 0..B::SUBS {
+                let sub = w.unpack(simd, j);
+                let at = i * B::SUBS + j;
+                for k in 0..N {
+                    let x = &inputs[k][at];
+                    offsets[k] += sub.offset * x.s;
+                    let mut xq = bytemuck::cast(x.qs);
+                    if let Some(signs) = sub.signs {
+                        xq = simd.avx2._mm256_sign_epi8(xq, signs);
+                    }
+                    let pairs = simd.avx2._mm256_maddubs_epi16(sub.unsigned, xq);
+                    let ints = simd
+                        .avx2
+                        ._mm256_madd_epi16(pairs, sub.multipliers.unwrap_or(ones));
+                    let d = simd.avx._mm256_set1_ps(sub.scale * x.d);
+                    let products = simd.avx._mm256_cvtepi32_ps(ints);
+                    acc[k] = simd.fma._mm256_fmadd_ps(d, products, acc[k]);
                 }
-                let products = avx2::dot_unsigned(simd, unsigned, xq);
-                let d = simd.avx._mm256_set1_ps(scale * x.d);
-                acc[k] = simd.fma._mm256_fmadd_ps(d, products, acc[k]);
             }
         }
         std::array::from_fn(|k| avx2::sum(simd, acc[k]) + offsets[k])
@@ -457,6 +684,42 @@ mod avx2 {
 
     use pulp::x86::V3;
 
+    /// A sub-block of 32 values, `scale * multiplier * q + offset`, for AVX2.
+    pub struct Sub {
+        /// `|q|` as unsigned bytes.
+        pub unsigned: __m256i,
+        /// `q`, whose signs the inputs take (`None`: `q` is unsigned).
+        pub signs: Option<__m256i>,
+        /// 16-bit multipliers of the sums of value pairs (`None`: 1).
+        pub multipliers: Option<__m256i>,
+        pub scale: f32,
+        pub offset: f32,
+    }
+
+    impl Sub {
+        #[inline(always)]
+        pub fn unsigned(q: __m256i, scale: f32, offset: f32) -> Self {
+            Self {
+                unsigned: q,
+                signs: None,
+                multipliers: None,
+                scale,
+                offset,
+            }
+        }
+
+        #[inline(always)]
+        pub fn signed(simd: V3, q: __m256i, scale: f32) -> Self {
+            Self {
+                unsigned: simd.avx2._mm256_sign_epi8(q, q),
+                signs: Some(q),
+                multipliers: None,
+                scale,
+                offset: 0.0,
+            }
+        }
+    }
+
     /// The 32 nibbles of a 4-bit block as bytes 0..=15, in value order.
     #[inline(always)]
     pub fn nibbles(simd: V3, qs: [u8; 16]) -> __m256i {
@@ -467,13 +730,52 @@ mod avx2 {
             ._mm256_and_si256(both, simd.avx._mm256_set1_epi8(0x0F))
     }
 
-    /// Products of unsigned by signed bytes, summed in eight lanes.
+    /// The low nibbles of 32 bytes, or the high ones.
     #[inline(always)]
-    pub fn dot_unsigned(simd: V3, unsigned: __m256i, signed: __m256i) -> __m256 {
-        let pairs = simd.avx2._mm256_maddubs_epi16(unsigned, signed);
-        let ones = simd.avx._mm256_set1_epi16(1);
-        simd.avx
-            ._mm256_cvtepi32_ps(simd.avx2._mm256_madd_epi16(pairs, ones))
+    pub fn nibble_run(simd: V3, bytes: [u8; 32], high: bool) -> __m256i {
+        let mut v = bytemuck::cast(bytes);
+        if high {
+            v = simd.avx2._mm256_srli_epi16::<4>(v);
+        }
+        simd.avx2
+            ._mm256_and_si256(v, simd.avx._mm256_set1_epi8(0x0F))
+    }
+
+    /// Bit `j` of each byte of `qh`, as 16 or 0 (Q5_K's fifth bit).
+    #[inline(always)]
+    pub fn fifth_bit(simd: V3, qh: [u8; 32], j: usize) -> __m256i {
+        let mask = simd.avx._mm256_set1_epi8((1u8 << j).cast_signed());
+        let set = simd
+            .avx2
+            ._mm256_cmpeq_epi8(simd.avx2._mm256_and_si256(bytemuck::cast(qh), mask), mask);
+        simd.avx2
+            ._mm256_and_si256(set, simd.avx._mm256_set1_epi8(16))
+    }
+
+    /// Q6_K's values `q - 32`: the low nibbles with bits `shift`, `shift + 1` of `qh` above them.
+    #[inline(always)]
+    pub fn six_bits(simd: V3, low: __m256i, qh: [u8; 32], shift: usize) -> __m256i {
+        let qh = bytemuck::cast(qh);
+        let qh = match shift {
+            0 => qh,
+            2 => simd.avx2._mm256_srli_epi16::<2>(qh),
+            4 => simd.avx2._mm256_srli_epi16::<4>(qh),
+            _ => simd.avx2._mm256_srli_epi16::<6>(qh),
+        };
+        let two = simd.avx2._mm256_and_si256(qh, simd.avx._mm256_set1_epi8(3));
+        let q = simd
+            .avx2
+            ._mm256_or_si256(low, simd.avx2._mm256_slli_epi16::<4>(two));
+        simd.avx2._mm256_sub_epi8(q, simd.avx._mm256_set1_epi8(32))
+    }
+
+    /// The 16-bit multipliers of the pair sums of two halves of 16 values.
+    #[inline(always)]
+    pub fn multipliers(simd: V3, [first, second]: [i8; 2]) -> __m256i {
+        simd.avx._mm256_set_m128i(
+            simd.sse2._mm_set1_epi16(i16::from(second)),
+            simd.sse2._mm_set1_epi16(i16::from(first)),
+        )
     }
 
     #[inline(always)]
@@ -497,6 +799,15 @@ mod tests {
 
     use super::*;
 
+    const FORMATS: [GgmlDType; 6] = [
+        GgmlDType::Q4_0,
+        GgmlDType::Q4_1,
+        GgmlDType::Q8_0,
+        GgmlDType::Q4K,
+        GgmlDType::Q5K,
+        GgmlDType::Q6K,
+    ];
+
     fn values(n: usize, seed: u32) -> Vec<f32> {
         // A small LCG: reproducible, spread over [-1, 1) with a few outliers.
         let mut state = seed;
@@ -509,7 +820,7 @@ mod tests {
             .collect()
     }
 
-    /// A matrix quantized by candle, its dequantized values and ours.
+    /// A matrix quantized by candle, as ours and as candle's dequantized values.
     fn matrix(dtype: GgmlDType, rows: usize, cols: usize) -> (BlockMatrix, Vec<f32>) {
         let w = Tensor::from_vec(values(rows * cols, 7), (rows, cols), &Device::Cpu).unwrap();
         let q = QTensor::quantize(&w, dtype).unwrap();
@@ -529,9 +840,9 @@ mod tests {
 
     #[test]
     fn products_match_the_dequantized_matrix() {
-        // Six input rows: a group of four and two alone.
-        let (rows, cols, m) = (70, 96, 6);
-        for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0] {
+        // Six input rows (a group of four and two alone); 70 rows: a partial parallel task.
+        let (rows, cols, m) = (70, 512, 6);
+        for dtype in FORMATS {
             let (ours, full) = matrix(dtype, rows, cols);
             let x = values(m * cols, 11);
             let got = ours.matmul(&x);
@@ -549,6 +860,13 @@ mod tests {
         }
     }
 
+    /// Tells the test output that a test did not run: written to the process's stderr, which
+    /// the test harness does not capture, so it shows among the results.
+    fn skipped(test: &str, why: &str) {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "test {test} ... skipped: {why}");
+    }
+
     #[cfg(target_arch = "x86_64")]
     /// The AVX2 kernel on four rows and on each alone, against the portable one.
     fn check<B: WeightBlock>(simd: V3, w: &[B], rows: [&[Input]; 4]) {
@@ -564,33 +882,34 @@ mod tests {
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx2_kernels_equal_the_portable_ones() {
-        let Some(simd) = V3::try_new() else {
-            eprintln!("no AVX2 on this CPU: nothing to compare");
-            return;
-        };
-        let cols = 256;
-        let inputs: Vec<Input> = values(4 * cols, 3)
-            .chunks(BLOCK)
-            .map(Input::quantize)
-            .collect();
-        let rows: [&[Input]; 4] = std::array::from_fn(|k| &inputs[k * 8..(k + 1) * 8]);
-        for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0] {
-            let (ours, _) = matrix(dtype, 1, cols);
-            match &ours.blocks {
-                Blocks::Q4_0(w) => check(simd, w, rows),
-                Blocks::Q4_1(w) => check(simd, w, rows),
-                Blocks::Q8_0(w) => check(simd, w, rows),
+        #[cfg(target_arch = "x86_64")]
+        if let Some(simd) = V3::try_new() {
+            let cols = 512;
+            let inputs: Vec<Input> = values(4 * cols, 3)
+                .chunks(BLOCK)
+                .map(Input::quantize)
+                .collect();
+            let per_row = cols / BLOCK;
+            let rows: [&[Input]; 4] =
+                std::array::from_fn(|k| &inputs[k * per_row..(k + 1) * per_row]);
+            for dtype in FORMATS {
+                let (ours, _) = matrix(dtype, 1, cols);
+                with_blocks!(&ours.blocks, w => check(simd, w, rows));
             }
+            return;
         }
+        skipped(
+            "blocks::tests::avx2_kernels_equal_the_portable_ones",
+            "this CPU has no AVX2",
+        );
     }
 
     #[test]
     fn rows_dequantize_as_candle_does() {
-        let (rows, cols) = (5, 64);
-        for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0] {
+        let (rows, cols) = (5, 512);
+        for dtype in FORMATS {
             let (ours, full) = matrix(dtype, rows, cols);
             let got = ours.dequantize_rows(&[3, 0, 3]);
             let want = [3, 0, 3]
@@ -607,17 +926,38 @@ mod tests {
     }
 
     #[test]
+    fn halves_convert_as_the_half_crate_does() {
+        for bits in 0..=u16::MAX {
+            let want = half::f16::from_bits(bits).to_f32();
+            let got = f16_to_f32(bits);
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{bits:#06x}: {got} vs {want}"
+            );
+        }
+    }
+
+    #[test]
     fn concat_joins_rows_and_refuses_mixed_types() {
-        let (a, _) = matrix(GgmlDType::Q4_1, 3, 64);
-        let (b, _) = matrix(GgmlDType::Q4_1, 5, 64);
-        let (c, _) = matrix(GgmlDType::Q8_0, 5, 64);
-        let joined = BlockMatrix::concat(&[&a, &b]).unwrap();
-        assert_eq!(joined.rows(), 8);
-        let x = values(64, 5);
-        let mut both = a.matmul(&x);
-        both.extend(b.matmul(&x));
-        assert_eq!(joined.matmul(&x), both);
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q6K] {
+            let (a, _) = matrix(dtype, 3, 256);
+            let (b, _) = matrix(dtype, 5, 256);
+            let joined = BlockMatrix::concat(&[&a, &b]).unwrap();
+            assert_eq!(joined.rows(), 8);
+            let x = values(256, 5);
+            let mut both = a.matmul(&x);
+            both.extend(b.matmul(&x));
+            assert_eq!(joined.matmul(&x), both);
+        }
+        let (a, _) = matrix(GgmlDType::Q4_1, 3, 256);
+        let (c, _) = matrix(GgmlDType::Q8_0, 5, 256);
+        let (k, _) = matrix(GgmlDType::Q4K, 5, 256);
         assert!(BlockMatrix::concat(&[&a, &c]).is_none());
+        assert!(BlockMatrix::concat(&[&k, &a]).is_none());
         assert!(BlockMatrix::from_ggml(GgmlDType::Q4_1, &[0; 7], 1, 32).is_none());
+        // k-quant rows are whole blocks of 256.
+        assert!(BlockMatrix::from_ggml(GgmlDType::Q4K, &[0; 144], 8, 32).is_none());
+        assert!(BlockMatrix::from_ggml(GgmlDType::Q4K, &[0; 144], 1, 256).is_some());
+        assert!(!BlockMatrix::supports(GgmlDType::Q3K));
     }
 }

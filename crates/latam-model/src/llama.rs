@@ -35,8 +35,8 @@ struct Block {
     down: Matrix,
 }
 
-/// A weight matrix: 32-value blocks multiplied by this crate's kernels (Q4_0, Q4_1, Q8_0 on
-/// the CPU), or anything candle multiplies (k-quants, F16, F32, any type on a GPU).
+/// A weight matrix: blocks multiplied by this crate's kernels (Q4_0, Q4_1, Q8_0, Q4_K, Q5_K,
+/// Q6_K on the CPU), or anything candle multiplies (F16, F32, Q2_K, Q3_K, any type on a GPU).
 #[derive(Clone)]
 pub(crate) enum Matrix {
     Blocks(Arc<BlockMatrix>),
@@ -813,4 +813,99 @@ pub fn last_row(logits: &Tensor) -> Result<Vec<f32>, ModelError> {
         .and_then(|t| t.to_dtype(DType::F32))
         .and_then(|t| t.to_vec1::<f32>())
         .map_err(ModelError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::{random_weights, tiny_config, write_gguf};
+
+    /// GGUF weights with every matrix multiplied by candle: by its quantized kernels, or
+    /// dequantized to `f32` (the exact product of the stored weights).
+    struct ViaCandle {
+        source: GgufSource,
+        dequantize: bool,
+    }
+
+    impl WeightSource for ViaCandle {
+        fn matrix(&mut self, name: &str) -> Result<Option<Matrix>, ModelError> {
+            let Some(t) = self.source.qtensor(name)? else {
+                return Ok(None);
+            };
+            Ok(Some(Matrix::Candle(if self.dequantize {
+                QMatMul::Tensor(t.dequantize(&Device::Cpu)?)
+            } else {
+                QMatMul::from_qtensor(t)?
+            })))
+        }
+
+        fn tensor(&mut self, name: &str) -> Result<Option<Tensor>, ModelError> {
+            self.source.tensor(name)
+        }
+    }
+
+    fn gguf(path: &Path) -> GgufSource {
+        let mut reader = BufReader::new(File::open(path).unwrap());
+        let content = gguf_file::Content::read(&mut reader).unwrap();
+        GgufSource {
+            content,
+            reader,
+            device: Device::Cpu,
+            requantize: GgmlDType::Q8_0,
+        }
+    }
+
+    fn log_probs(llama: &Llama, tokens: &[u32]) -> Vec<Vec<f32>> {
+        let logits = llama.forward(tokens, &mut llama.new_cache(), true).unwrap();
+        rows(&logits)
+            .unwrap()
+            .iter()
+            .map(|r| log_softmax(r))
+            .collect()
+    }
+
+    fn max_gap(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+        a.iter()
+            .flatten()
+            .zip(b.iter().flatten())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn k_quants_are_as_close_to_their_exact_product_as_candles_kernels() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = tiny_config();
+        // k-quants work on blocks of 256.
+        config.hidden_size = 256;
+        config.intermediate_size = 512;
+        config.head_dim = 64;
+        let weights = random_weights(&config, 3);
+        let tokens: Vec<u32> = (0..48).map(|i| (i * 37 + 5) % 258).collect();
+        let build = |source: &mut dyn WeightSource| {
+            let layout = RopeLayout::Interleaved;
+            Llama::build(config.clone(), source, &GGUF_NAMES, layout, &Device::Cpu).unwrap()
+        };
+        for dtype in [GgmlDType::Q4K, GgmlDType::Q5K, GgmlDType::Q6K] {
+            let path = dir.path().join(format!("{dtype:?}.gguf"));
+            write_gguf(&path, &config, &weights, dtype).unwrap();
+            let ours = build(&mut gguf(&path));
+            assert!(matches!(&ours.lm_head, Matrix::Blocks(_)), "{dtype:?}");
+            let via = |dequantize| {
+                let source = gguf(&path);
+                log_probs(&build(&mut ViaCandle { source, dequantize }), &tokens)
+            };
+            let exact = via(true);
+            // Both kernels round the inputs to 8 bits: ours per 32 values, candle's per 256.
+            let ours = max_gap(&log_probs(&ours, &tokens), &exact);
+            let candle = max_gap(&via(false), &exact);
+            eprintln!(
+                "{dtype:?}: largest log-probability gap to the exact product: ours {ours}, candle's {candle}"
+            );
+            assert!(
+                ours > 0.0 && ours <= candle,
+                "{dtype:?}: {ours} vs {candle}"
+            );
+        }
+    }
 }

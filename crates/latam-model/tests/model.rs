@@ -226,15 +226,16 @@ fn tied_embeddings_share_the_embedding_as_output() {
     };
     assert!(gap(&hf) < 1e-3, "safetensors: {}", gap(&hf));
     // GGUF: without `output.weight` the model equals one that stores the embedding again as
-    // its output, for the types looked up from our blocks and from candle's (Q4_K).
+    // its output, for the types looked up from our blocks (Q4_1, Q4_K) and from candle's (Q3_K).
     for dtype in [
         GgmlDType::F32,
         GgmlDType::Q8_0,
         GgmlDType::Q4_1,
         GgmlDType::Q4K,
+        GgmlDType::Q3K,
     ] {
         let mut config = config.clone();
-        if dtype == GgmlDType::Q4K {
+        if matches!(dtype, GgmlDType::Q4K | GgmlDType::Q3K) {
             // k-quants work on blocks of 256.
             config.hidden_size = 256;
             config.intermediate_size = 256;
@@ -332,6 +333,7 @@ fn quantized_gguf_stays_close_to_full_precision() {
         (GgmlDType::Q4_0, 0.5),
         (GgmlDType::Q4_1, 0.5),
         (GgmlDType::Q4K, 0.5),
+        (GgmlDType::Q5K, 0.35),
         (GgmlDType::Q6K, 0.25),
         // Requantized to Q8_0 at load.
         (GgmlDType::Q5_0, 0.35),
