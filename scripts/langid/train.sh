@@ -44,7 +44,7 @@ python3 "$repo/scripts/langid/build_dataset.py" "$shared" "$work/packages" "$wor
 cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
 latam=$repo/target/release/latam
 "$latam" classifier train --input "$work/data/train.jsonl" --valid "$work/data/valid.jsonl" \
-  --output "$work/langid.lcm" --epochs 10 --minn 2 --maxn 5 --seed 1 \
+  --output "$work/langid.lcm" --epochs 10 --lr 0.5 --minn 2 --maxn 5 --seed 1 \
   --card "$(cat "$repo/scripts/langid/card.txt")"
 {
   echo "## Test split (held-out sentences)"

@@ -84,6 +84,55 @@ pub fn score<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Scores 
 }
 
 impl Scores {
+    /// How often each label was predicted.
+    pub fn predictions(&self) -> BTreeMap<&str, u64> {
+        let mut out: BTreeMap<&str, u64> = BTreeMap::new();
+        for row in self.confusion.values() {
+            for (label, n) in row {
+                *out.entry(label.as_str()).or_default() += n;
+            }
+        }
+        out
+    }
+
+    /// A warning when the model learned little beyond the commonest label: one label takes at
+    /// least 90% of the predictions, 10 points more than its share of the gold labels, or
+    /// macro-F1 is below half the accuracy. It names the labels never predicted right and what
+    /// to try. `None` for a model that tells the labels apart.
+    pub fn collapse_warning(&self) -> Option<String> {
+        let predictions = self.predictions();
+        let (top, n) = predictions.iter().max_by_key(|(_, n)| **n)?;
+        let share = |n: u64| n as f64 / self.examples.max(1) as f64;
+        let gold = self.labels.get(*top).map_or(0, |l| l.support);
+        let dominant = share(*n) >= 0.9 && share(*n) >= share(gold) + 0.1;
+        if !dominant && self.macro_f1 >= self.accuracy / 2.0 {
+            return None;
+        }
+        let missed: Vec<&str> = self
+            .labels
+            .iter()
+            .filter(|(_, l)| l.recall == 0.0)
+            .map(|(label, _)| label.as_str())
+            .collect();
+        let mut out = format!(
+            "accuracy {:.2}% but macro-F1 {:.4}: `{top}` takes {n} of the {} predictions ({:.0}% \
+             of the gold labels are `{top}`)",
+            self.accuracy * 100.0,
+            self.macro_f1,
+            self.examples,
+            share(gold) * 100.0
+        );
+        if !missed.is_empty() {
+            let _ = write!(out, "; never predicted right: {}", missed.join(", "));
+        }
+        out.push_str(
+            ". The model learned little beyond the commonest label: train longer (--epochs, \
+             e.g. twice as many), with a higher learning rate (--lr), or on fewer examples of \
+             the commonest labels (class balance).",
+        );
+        Some(out)
+    }
+
     /// The scores as Markdown tables: by label, then the confusion matrix.
     pub fn to_markdown(&self) -> String {
         let mut out = format!(
@@ -156,5 +205,62 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| glg | | 1 | |"), "{md}");
+    }
+
+    fn repeat(pairs: &[(&'static str, &'static str, usize)]) -> Vec<(&'static str, &'static str)> {
+        pairs
+            .iter()
+            .flat_map(|&(g, p, n)| std::iter::repeat_n((g, p), n))
+            .collect()
+    }
+
+    #[test]
+    fn a_model_that_predicts_one_label_is_flagged() {
+        // The README's case: 86% of one label, every prediction that label.
+        let s = score(repeat(&[
+            ("spa", "spa", 86),
+            ("por", "spa", 8),
+            ("gug", "spa", 4),
+            ("quy", "spa", 2),
+        ]));
+        let w = s.collapse_warning().expect("flagged");
+        assert!(
+            w.contains("`spa` takes 100 of the 100 predictions (86% of the gold labels")
+                && w.contains("never predicted right: gug, por, quy")
+                && w.contains("--epochs")
+                && w.contains("--lr")
+                && w.contains("class balance"),
+            "{w}"
+        );
+        // Half the labels lost, though no label takes 90% of the predictions.
+        let s = score(repeat(&[
+            ("a", "a", 40),
+            ("b", "a", 10),
+            ("c", "a", 10),
+            ("d", "a", 10),
+            ("f", "a", 10),
+            ("e", "e", 20),
+        ]));
+        assert!(
+            (s.accuracy - 0.6).abs() < 1e-9 && s.macro_f1 < 0.28,
+            "{s:?}"
+        );
+        assert!(s.collapse_warning().is_some());
+    }
+
+    #[test]
+    fn a_model_that_tells_labels_apart_is_not() {
+        let s = score(repeat(&[
+            ("spa", "spa", 85),
+            ("spa", "por", 1),
+            ("por", "por", 8),
+            ("gug", "gug", 3),
+            ("gug", "spa", 1),
+            ("quy", "quy", 2),
+        ]));
+        assert_eq!(s.collapse_warning(), None);
+        // One label nearly everywhere in the gold labels too: predicting it is right.
+        let s = score(repeat(&[("a", "a", 95), ("b", "b", 4), ("b", "a", 1)]));
+        assert_eq!(s.collapse_warning(), None);
     }
 }

@@ -48,12 +48,14 @@ pub struct TrainConfig {
 }
 
 impl Default for TrainConfig {
+    /// 25 epochs at a learning rate of 1.0 (fastText's advice for small supervised sets): 5 at
+    /// 0.5 left a few hundred examples predicted as one label (`scripts/classifier_defaults.py`).
     fn default() -> Self {
         Self {
             features: FeatureConfig::default(),
             dim: 16,
-            epochs: 5,
-            lr: 0.5,
+            epochs: 25,
+            lr: 1.0,
             loss: Loss::Softmax,
             seed: 1,
             quantize: true,

@@ -122,7 +122,8 @@ pub(crate) fn run(command: BenchCommand) -> Result<u8, Failure> {
 }
 
 fn tokenize(args: &TokenizeBenchArgs) -> Result<u8, Failure> {
-    let tokenizer = crate::tokenize::load_tokenizer(&args.tokenizer, latam_tokenize::Engine::Auto)?;
+    let tokenizer =
+        crate::tokenize::load_tokenizer(Some(&args.tokenizer), latam_tokenize::Engine::Auto)?;
     if tokenizer.engine() != latam_tokenize::Engine::Fast {
         return Err(Failure::usage(anyhow::anyhow!(
             "this tokenizer runs on `tokenizers` only (not a byte-level BPE): nothing to compare"

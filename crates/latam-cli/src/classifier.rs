@@ -56,25 +56,25 @@ pub(crate) struct TrainArgs {
     #[arg(short, long)]
     output: PathBuf,
     /// Size of the hidden vector.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = TrainConfig::default().dim)]
     dim: usize,
     /// Passes over the data.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
     epochs: usize,
     /// Initial learning rate (decays linearly to 0).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = TrainConfig::default().lr)]
     lr: f32,
     /// Hash buckets of the features.
-    #[arg(long, default_value_t = 1 << 18)]
+    #[arg(long, default_value_t = FeatureConfig::default().buckets)]
     buckets: u32,
     /// Shortest character n-gram (0: none).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = FeatureConfig::default().min_char_ngram)]
     minn: usize,
     /// Longest character n-gram.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = FeatureConfig::default().max_char_ngram)]
     maxn: usize,
     /// Longest word n-gram (0: no word features).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = FeatureConfig::default().word_ngrams)]
     word_ngrams: usize,
     /// How labels compete.
     #[arg(long, value_enum, default_value = "softmax")]
@@ -225,11 +225,22 @@ fn train(args: &TrainArgs) -> Result<u8, Failure> {
         args.output.display(),
         bytes.len() as f64 / 1e6
     );
-    if !args.valid.is_empty() {
+    if args.valid.is_empty() {
+        warn_if_collapsed(&scores(&model, &examples), "the training set");
+    } else {
         let valid = read_examples(&args.valid, &args.data.label_field)?;
-        print!("{}", scores(&model, &valid).to_markdown());
+        let scores = scores(&model, &valid);
+        print!("{}", scores.to_markdown());
+        warn_if_collapsed(&scores, "the validation set");
     }
     Ok(0)
+}
+
+/// Prints on stderr what `Scores::collapse_warning` finds, naming the examples scored.
+fn warn_if_collapsed(scores: &latam_classify::Scores, on: &str) {
+    if let Some(warning) = scores.collapse_warning() {
+        eprintln!("warning: on {on}, {warning}");
+    }
 }
 
 /// The scores of the model's best label against the first gold label.
@@ -277,6 +288,7 @@ fn eval(args: &EvalArgs) -> Result<u8, Failure> {
     let examples = read_examples(&args.data.inputs, &args.data.label_field)?;
     let scores = scores(&model, &examples);
     print!("{}", scores.to_markdown());
+    warn_if_collapsed(&scores, "these examples");
     if let Some(path) = &args.json {
         let file = std::fs::File::create(path)
             .with_context(|| format!("cannot create {}", path.display()))?;

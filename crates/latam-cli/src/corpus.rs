@@ -76,9 +76,10 @@ pub(crate) struct MixArgs {
     /// Documents: files, directories or globs (repeatable).
     #[arg(short, long = "input", value_name = "PATH", required = true)]
     inputs: Vec<String>,
-    /// Tokenizer that counts tokens (tokenizer.json or hf://owner/name).
-    #[arg(long, default_value = "hf://meta-llama/Llama-3.1-8B")]
-    tokenizer: String,
+    /// Tokenizer that counts tokens (tokenizer.json or hf://owner/name)
+    /// [default: hf://meta-llama/Llama-3.1-8B, which needs the network and HF_TOKEN]
+    #[arg(long, value_name = "FILE")]
+    tokenizer: Option<String>,
     /// Output directory.
     #[arg(short, long)]
     output: PathBuf,
@@ -144,7 +145,8 @@ fn mix(args: &MixArgs) -> Result<u8, Failure> {
     let config: latam_tokenize::MixConfig = toml::from_str(&text)
         .with_context(|| format!("{} is not a mix file", args.mix.display()))
         .map_err(Failure::usage)?;
-    let tokenizer = crate::tokenize::load_tokenizer(&args.tokenizer, latam_tokenize::Engine::Auto)?;
+    let tokenizer =
+        crate::tokenize::load_tokenizer(args.tokenizer.as_deref(), latam_tokenize::Engine::Auto)?;
     let report = latam_tokenize::mix(&tokenizer, &args.inputs, &config, &args.output).map_err(
         |e| match e {
             latam_tokenize::TokenizeError::Usage(_) | latam_tokenize::TokenizeError::Input(..) => {
@@ -156,6 +158,9 @@ fn mix(args: &MixArgs) -> Result<u8, Failure> {
     print!("{}", latam_tokenize::mix_markdown(&report));
     println!("\nblend (Megatron-LM --data-path): {}", report.blend);
     println!("report: {}", args.output.join("mix.json").display());
+    if let Some(warning) = report.shortfall_warning() {
+        eprintln!("warning: {warning}");
+    }
     Ok(0)
 }
 

@@ -22,9 +22,10 @@ use crate::Failure;
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct TokenizeArgs {
-    /// A tokenizer.json, or hf://owner/name for a model repository's (HF_TOKEN for gated ones).
-    #[arg(long, default_value = "hf://meta-llama/Llama-3.1-8B")]
-    tokenizer: String,
+    /// A tokenizer.json, or hf://owner/name for a model repository's (HF_TOKEN for gated ones)
+    /// [default: hf://meta-llama/Llama-3.1-8B, which needs the network and HF_TOKEN]
+    #[arg(long, value_name = "FILE")]
+    tokenizer: Option<String>,
     /// Documents: files, directories or globs (repeatable).
     #[arg(short, long = "input", value_name = "PATH", required = true)]
     inputs: Vec<String>,
@@ -89,17 +90,30 @@ enum ProgressArg {
     None,
 }
 
-/// Loads a tokenizer from a path or `hf://owner/name`.
-pub(crate) fn load_tokenizer(spec: &str, engine: Engine) -> Result<Tokenizer, Failure> {
-    let path = match spec.strip_prefix("hf://") {
-        Some(repo) => latam_tokenize::hub_tokenizer(repo).map_err(Failure::usage)?,
-        None => PathBuf::from(spec),
+/// The tokenizer of `latam tokenize` and `latam corpus mix` without `--tokenizer`: Llama 3.1's,
+/// the tokenizer of Latam-GPT.
+pub(crate) const DEFAULT_TOKENIZER: &str = "hf://meta-llama/Llama-3.1-8B";
+
+/// Loads a tokenizer from a path or `hf://owner/name`; `None`: the default, saying so when it
+/// cannot be fetched.
+pub(crate) fn load_tokenizer(spec: Option<&str>, engine: Engine) -> Result<Tokenizer, Failure> {
+    let path = match spec.unwrap_or(DEFAULT_TOKENIZER).strip_prefix("hf://") {
+        Some(repo) => latam_tokenize::hub_tokenizer(repo).map_err(|e| {
+            let e = anyhow::Error::from(e);
+            Failure::usage(match spec {
+                Some(_) => e,
+                None => e.context(format!(
+                    "no --tokenizer given: the default, {DEFAULT_TOKENIZER}, could not be fetched"
+                )),
+            })
+        })?,
+        None => PathBuf::from(spec.unwrap_or_default()),
     };
     Tokenizer::load(Path::new(&path), engine).map_err(Failure::usage)
 }
 
 pub(crate) fn run(args: &TokenizeArgs) -> Result<u8, Failure> {
-    let tokenizer = load_tokenizer(&args.tokenizer, args.engine.into())?;
+    let tokenizer = load_tokenizer(args.tokenizer.as_deref(), args.engine.into())?;
     if !args.per_file {
         return tokenize_into(&tokenizer, args, args.inputs.clone(), args.output.clone());
     }

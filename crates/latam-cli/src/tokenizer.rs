@@ -102,7 +102,7 @@ fn fertility(args: &FertilityArgs) -> Result<u8, Failure> {
             .filter(|(n, _)| !n.contains('/'))
             .unwrap_or((spec, spec));
         names.push(name.to_owned());
-        tokenizers.push(crate::tokenize::load_tokenizer(path, Engine::Auto)?);
+        tokenizers.push(crate::tokenize::load_tokenizer(Some(path), Engine::Auto)?);
     }
     let keys = if args.keys.is_empty() {
         vec!["language".to_owned(), "country".to_owned()]

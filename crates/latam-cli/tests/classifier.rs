@@ -25,8 +25,9 @@ fn split(s: &Scratch) {
     s.write("test.jsonl", held_out.as_bytes());
 }
 
-fn train(s: &Scratch, output: &str) -> util::Run {
-    s.run(&[
+/// Trains with the default settings, and `extra`.
+fn train(s: &Scratch, output: &str, extra: &[&str]) -> util::Run {
+    let args = [
         "classifier",
         "train",
         "--input",
@@ -35,26 +36,25 @@ fn train(s: &Scratch, output: &str) -> util::Run {
         "test.jsonl",
         "--output",
         output,
-        "--epochs",
-        "50",
-        "--lr",
-        "1.0",
         "--card",
         "sources of the bundled sample",
-    ])
+    ];
+    s.run(&[&args[..], extra].concat())
 }
 
 #[test]
 fn trains_scores_and_labels_reproducibly() {
     let s = Scratch::new();
     split(&s);
-    let run = train(&s, "m.lcm").expect(0);
+    // The defaults learn a few hundred examples (they once predicted one label for all).
+    let run = train(&s, "m.lcm", &[]).expect(0);
     assert!(
         run.stdout().contains("| machado-de-assis |"),
         "{}",
         run.stdout()
     );
-    train(&s, "again.lcm").expect(0);
+    assert!(!run.stderr().contains("warning"), "{}", run.stderr());
+    train(&s, "again.lcm", &[]).expect(0);
     let model = std::fs::read(s.path("m.lcm")).unwrap();
     assert_eq!(model, std::fs::read(s.path("again.lcm")).unwrap());
     assert_eq!(&model[..8], b"LTMCLASS");
@@ -101,6 +101,58 @@ fn trains_scores_and_labels_reproducibly() {
     assert_eq!(top.len(), 2);
     assert!(top[0]["score"].as_f64() >= top[1]["score"].as_f64());
     assert_eq!(docs[0]["metadata"]["source"], top[0]["label"]);
+}
+
+#[test]
+fn a_model_that_predicts_one_label_is_flagged() {
+    let s = Scratch::new();
+    split(&s);
+    // Too few passes for 544 examples (the defaults before): every prediction `conha19`.
+    let run = train(&s, "m.lcm", &["--epochs", "5", "--lr", "0.5"]).expect(0);
+    let expected = "warning: on the validation set, accuracy 50.00% but macro-F1 0.1667: \
+                    `conha19` takes 136 of the 136 predictions (50% of the gold labels are \
+                    `conha19`); never predicted right: constitucion-chile, covid19mx, \
+                    machado-de-assis.";
+    assert!(run.stderr().contains(expected), "{}", run.stderr());
+    for advice in ["--epochs", "--lr", "class balance"] {
+        assert!(run.stderr().contains(advice), "{}", run.stderr());
+    }
+    let run = s
+        .run(&[
+            "classifier",
+            "train",
+            "--input",
+            "train.jsonl",
+            "--output",
+            "m.lcm",
+            "--epochs",
+            "5",
+            "--lr",
+            "0.5",
+        ])
+        .expect(0);
+    assert!(
+        run.stderr()
+            .contains("warning: on the training set, accuracy"),
+        "{}",
+        run.stderr()
+    );
+    let run = s
+        .run(&[
+            "classifier",
+            "eval",
+            "--model",
+            "m.lcm",
+            "--input",
+            "test.jsonl",
+        ])
+        .expect(0);
+    assert!(
+        run.stderr()
+            .contains("warning: on these examples, accuracy 50.00%"),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]

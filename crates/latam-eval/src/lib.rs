@@ -42,13 +42,8 @@ pub enum EvalError {
         message: String,
     },
     /// A dataset of the Hugging Face Hub that cannot be fetched.
-    #[error("hf://{id}: {message} (offline? gated? set HF_TOKEN)")]
-    Hub {
-        /// The dataset.
-        id: String,
-        /// Why.
-        message: String,
-    },
+    #[error(transparent)]
+    Hub(#[from] latam_hub::HubError),
     /// An HTTP error status (after the retries, for those worth retrying).
     #[error("{url} answered {status}: {message}")]
     Status {

@@ -828,6 +828,10 @@ mod tests {
     }
 
     impl WeightSource for ViaCandle {
+        fn shape(&self, name: &str) -> Option<Vec<usize>> {
+            self.source.shape(name)
+        }
+
         fn matrix(&mut self, name: &str) -> Result<Option<Matrix>, ModelError> {
             let Some(t) = self.source.qtensor(name)? else {
                 return Ok(None);

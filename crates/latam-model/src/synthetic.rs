@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::ModelError;
 use crate::config::ModelConfig;
 use crate::llama::{GGUF_NAMES, HF_NAMES};
-use crate::tokenizer::{byte_level_bpe_json, byte_symbols};
+use crate::tokenizer::byte_level_bpe_json;
 
 /// BOS of the synthetic vocabulary: 256 byte tokens, then `<s>`, `</s>`.
 pub const BOS: &str = "<s>";
@@ -88,7 +88,7 @@ fn token_type(id: usize) -> i32 {
 }
 
 fn vocabulary() -> Vec<String> {
-    byte_symbols()
+    latam_core::BYTE_CHARS
         .into_iter()
         .map(String::from)
         .chain([BOS.to_owned(), EOS.to_owned()])

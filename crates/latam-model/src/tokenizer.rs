@@ -153,13 +153,10 @@ impl Tokenizer {
         if !text.contains('\u{FFFD}') {
             return text;
         }
-        let symbols = byte_symbols();
-        let bytes: Option<Vec<u8>> = self.inner.id_to_token(id).and_then(|token| {
-            token
-                .chars()
-                .map(|c| symbols.iter().position(|&s| s == c).map(|b| b as u8))
-                .collect()
-        });
+        let bytes: Option<Vec<u8>> = self
+            .inner
+            .id_to_token(id)
+            .and_then(|token| token.chars().map(latam_core::byte_of).collect());
         match bytes.map(String::from_utf8) {
             Some(Ok(text)) => text,
             Some(Err(e)) => e
@@ -200,23 +197,6 @@ impl Tokenizer {
             )
             .collect()
     }
-}
-
-/// GPT-2's printable stand-ins for the 256 bytes, in byte order (the alphabet of byte-level
-/// BPE vocabularies).
-pub(crate) fn byte_symbols() -> Vec<char> {
-    let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || b >= 174;
-    let mut extra = 0;
-    (0u32..256)
-        .map(|b| {
-            if printable(b) {
-                char::from_u32(b).expect("Latin-1")
-            } else {
-                extra += 1;
-                char::from_u32(255 + extra).expect("Latin Extended")
-            }
-        })
-        .collect()
 }
 
 /// The `tokenizer.json` of a byte-level BPE given as GGUF stores it: tokens by id, their types
@@ -318,5 +298,31 @@ impl IncrementalDecoder {
         } else {
             Ok(String::new())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A byte-level tokenizer of the 256 bytes alone, built as from GGUF metadata.
+    fn bytes_only() -> Tokenizer {
+        let tokens: Vec<String> = latam_core::BYTE_CHARS
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let json = byte_level_bpe_json(&tokens, &[], &[1; 256], "gpt2", None).unwrap();
+        Tokenizer::from_json(&json.to_string()).unwrap()
+    }
+
+    #[test]
+    fn token_text_spells_bytes_of_a_broken_character() {
+        let t = bytes_only();
+        assert_eq!(t.token_text(u32::from(b'a')), "a");
+        assert_eq!(t.token_text(u32::from(b' ')), " ");
+        assert_eq!(t.token_text(u32::from(b'\n')), "\n");
+        // The first byte of "€" (e2 82 ac) alone is no character.
+        assert_eq!(t.token_text(0xE2), "bytes:\\xe2");
+        assert_eq!(t.encode("€", false).unwrap(), [0xE2, 0x82, 0xAC]);
     }
 }

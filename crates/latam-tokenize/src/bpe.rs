@@ -4,6 +4,7 @@
 //! in the raw text first, `ignore_merges` honoured, merges applied by their rank in the file.
 
 use fancy_regex::Regex;
+use latam_core::{BYTE_CHARS, byte_of};
 
 use crate::split::Llama3Split;
 use rustc_hash::FxHashMap;
@@ -39,22 +40,6 @@ enum Splitter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsupported(pub String);
 
-/// GPT-2's map of bytes to printable characters, as `tokenizer.json` vocabularies spell them.
-fn byte_chars() -> [char; 256] {
-    let mut table = ['\0'; 256];
-    let mut extra = 0u32;
-    for b in 0..=255u8 {
-        let printable = (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || b >= 0xAE;
-        table[b as usize] = if printable {
-            char::from(b)
-        } else {
-            extra += 1;
-            char::from_u32(255 + extra).expect("a valid char")
-        };
-    }
-    table
-}
-
 impl ByteLevelBpe {
     /// The encoder of a parsed `tokenizer.json`, if its normalizer, pre-tokenizer and model are
     /// those of a byte-level BPE.
@@ -75,14 +60,7 @@ impl ByteLevelBpe {
         }
         let split = pre_tokenizer(&json["pre_tokenizer"])
             .ok_or_else(|| no("a pre-tokenizer other than a regex split followed by ByteLevel"))?;
-        let chars = byte_chars();
-        let mut char_byte: FxHashMap<char, u8> = FxHashMap::default();
-        for (b, c) in chars.iter().enumerate() {
-            char_byte.insert(*c, b as u8);
-        }
-        let decode = |token: &str| -> Option<Vec<u8>> {
-            token.chars().map(|c| char_byte.get(&c).copied()).collect()
-        };
+        let decode = |token: &str| -> Option<Vec<u8>> { token.chars().map(byte_of).collect() };
         let mut vocab = FxHashMap::default();
         let mut by_string: FxHashMap<&str, u32> = FxHashMap::default();
         for (token, id) in model["vocab"]
@@ -96,7 +74,7 @@ impl ByteLevelBpe {
             }
         }
         let mut byte_ids = [0u32; 256];
-        for (b, c) in chars.iter().enumerate() {
+        for (b, c) in BYTE_CHARS.iter().enumerate() {
             byte_ids[b] = *by_string
                 .get(c.to_string().as_str())
                 .ok_or_else(|| no("a vocabulary without every byte"))?;

@@ -23,7 +23,7 @@ pub use fertility::{
     Counts, Fertility, markdown as fertility_markdown, measure as measure_fertility, words,
 };
 pub use megatron::{MegatronReader, MegatronWriter, NpyWriter, TokenType, with_suffix};
-pub use mix::{GroupRow, MixConfig, MixReport, mix, mix_markdown, targets};
+pub use mix::{GroupRow, MixConfig, MixReport, Targets, mix, mix_markdown, shares, targets};
 pub use train::{LLAMA3_PATTERN, TrainBpeConfig, train_bpe};
 
 /// What can go wrong.
@@ -41,6 +41,9 @@ pub enum TokenizeError {
     /// A file that cannot be written.
     #[error("{0}: {1}")]
     Output(PathBuf, String),
+    /// A tokenizer that cannot be fetched from the Hugging Face Hub.
+    #[error(transparent)]
+    Hub(#[from] latam_hub::HubError),
 }
 
 /// Which encoder runs.
@@ -401,17 +404,7 @@ impl Sink {
 /// The `tokenizer.json` of a Hugging Face model repository (`owner/name`), downloaded once into
 /// the Hub cache (`HF_HOME`); `HF_TOKEN` for gated models such as Llama 3.1.
 pub fn hub_tokenizer(repo: &str) -> Result<PathBuf, TokenizeError> {
-    let fail = |e: String| {
-        TokenizeError::Usage(format!(
-            "hf://{repo}: {e} (offline? gated? set HF_TOKEN, or give a tokenizer.json path)"
-        ))
-    };
-    let mut builder = hf_hub::api::sync::ApiBuilder::from_env().with_progress(false);
-    if let Ok(token) = std::env::var("HF_TOKEN") {
-        builder = builder.with_token(Some(token));
-    }
-    let api = builder.build().map_err(|e| fail(e.to_string()))?;
-    api.model(repo.to_owned())
-        .get("tokenizer.json")
-        .map_err(|e| fail(e.to_string()))
+    let instead = "--tokenizer FILE (a local tokenizer.json)";
+    let repo = latam_hub::Hub::from_env().repo(latam_hub::Kind::Model, repo, instead)?;
+    Ok(repo.get("tokenizer.json")?)
 }

@@ -58,8 +58,13 @@ pub struct GroupRow {
     pub documents: u64,
     /// Tokens available.
     pub tokens: u64,
-    /// Tokens targeted.
+    /// Its share of the budget: by weight (evenly without weights), before any cap.
+    pub share_tokens: u64,
+    /// Tokens targeted: the share, capped at `max_epochs` passes, plus what capped groups left.
     pub target_tokens: u64,
+    /// How far the target stays below the share: the group holds too few tokens for its share
+    /// even at `max_epochs` passes (or none at all).
+    pub shortfall_tokens: u64,
     /// Documents in the mix (repeats counted).
     pub mixed_documents: u64,
     /// Tokens in the mix.
@@ -75,6 +80,14 @@ pub struct GroupRow {
 pub struct MixReport {
     /// The settings.
     pub config: MixConfig,
+    /// Tokens asked for (`budget_tokens`).
+    pub requested_tokens: u64,
+    /// Tokens in the mix.
+    pub delivered_tokens: u64,
+    /// Tokens of the budget the data cannot supply even at `max_epochs` passes over every
+    /// group (the delivered tokens differ from the rest of the budget only by the sampling's
+    /// rounding).
+    pub shortfall_tokens: u64,
     /// Per group.
     pub groups: BTreeMap<String, GroupRow>,
     /// `w1 prefix1 w2 prefix2 ...` for Megatron-LM's `--data-path`.
@@ -85,16 +98,19 @@ pub struct MixReport {
     pub errors: Vec<String>,
 }
 
+/// The tokens each group is to give, and what the data cannot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Targets {
+    /// Tokens targeted by group.
+    pub tokens: BTreeMap<String, u64>,
+    /// Tokens of the budget no group can take: every group is at `max_epochs` passes.
+    pub unmet: u64,
+}
+
 /// Targets by UniMax (no weights) or by weights, each capped at `max_epochs` passes; what a
 /// capped group cannot take is shared among the others, by weight.
-pub fn targets(sizes: &BTreeMap<String, u64>, config: &MixConfig) -> BTreeMap<String, u64> {
-    let weight = |g: &str| {
-        if config.weights.is_empty() {
-            1.0
-        } else {
-            config.weights.get(g).copied().unwrap_or(0.0).max(0.0)
-        }
-    };
+pub fn targets(sizes: &BTreeMap<String, u64>, config: &MixConfig) -> Targets {
+    let weight = |g: &str| weight(config, g);
     let mut open: Vec<&String> = sizes
         .keys()
         .filter(|g| weight(g) > 0.0 && sizes[*g] > 0)
@@ -113,6 +129,7 @@ pub fn targets(sizes: &BTreeMap<String, u64>, config: &MixConfig) -> BTreeMap<St
             for g in &open {
                 out.insert((*g).clone(), (left * weight(g) / total).round() as u64);
             }
+            left = 0.0;
             break;
         }
         for g in capped {
@@ -122,7 +139,35 @@ pub fn targets(sizes: &BTreeMap<String, u64>, config: &MixConfig) -> BTreeMap<St
             open.retain(|o| *o != g);
         }
     }
-    out
+    Targets {
+        tokens: out,
+        unmet: left.max(0.0).round() as u64,
+    }
+}
+
+/// A group's weight: 1 without weights (UniMax), else its weight (0 when left out).
+fn weight(config: &MixConfig, group: &str) -> f64 {
+    if config.weights.is_empty() {
+        1.0
+    } else {
+        config.weights.get(group).copied().unwrap_or(0.0).max(0.0)
+    }
+}
+
+/// Each group's share of the budget before any cap: by weight, groups the weights name but
+/// the data lacks included; evenly over the groups present without weights.
+pub fn shares(sizes: &BTreeMap<String, u64>, config: &MixConfig) -> BTreeMap<String, u64> {
+    let mut groups: Vec<&String> = sizes.keys().collect();
+    groups.extend(config.weights.keys().filter(|g| !sizes.contains_key(*g)));
+    let total: f64 = groups.iter().map(|g| weight(config, g)).sum();
+    groups
+        .into_iter()
+        .map(|g| {
+            let share =
+                config.budget_tokens as f64 * weight(config, g) / total.max(f64::MIN_POSITIVE);
+            (g.clone(), share.round() as u64)
+        })
+        .collect()
 }
 
 /// How many times a document goes into the mix: whole passes, then one more when its hash falls
@@ -199,25 +244,34 @@ pub fn mix(
     let token_sizes: BTreeMap<String, u64> =
         sizes.iter().map(|(g, (_, t))| (g.clone(), *t)).collect();
     let goal = targets(&token_sizes, config);
+    let mut groups: BTreeMap<String, GroupRow> = shares(&token_sizes, config)
+        .into_iter()
+        .map(|(g, share)| {
+            let (documents, tokens) = sizes.get(&g).copied().unwrap_or_default();
+            let target = goal.tokens.get(&g).copied().unwrap_or_default();
+            let row = GroupRow {
+                documents,
+                tokens,
+                share_tokens: share,
+                target_tokens: target,
+                shortfall_tokens: share.saturating_sub(target),
+                mixed_documents: 0,
+                mixed_tokens: 0,
+                epochs: 0.0,
+                share: 0.0,
+            };
+            (g, row)
+        })
+        .collect();
     let shard_dir = out.join("documents");
     std::fs::create_dir_all(&shard_dir)
         .map_err(|e| TokenizeError::Output(shard_dir.clone(), e.to_string()))?;
-    let mut groups: BTreeMap<String, GroupRow> = BTreeMap::new();
     let mut writers: BTreeMap<String, zstd::Encoder<'static, AtomicFile>> = BTreeMap::new();
     let mut written = Vec::new();
     for s in &docs {
-        let (documents, tokens) = sizes[&s.group];
-        let target = goal[&s.group];
-        let row = groups.entry(s.group.clone()).or_insert(GroupRow {
-            documents,
-            tokens,
-            target_tokens: target,
-            mixed_documents: 0,
-            mixed_tokens: 0,
-            epochs: 0.0,
-            share: 0.0,
-        });
-        let n = copies(target as f64 / tokens.max(1) as f64, config.seed, &s.doc.id);
+        let row = groups.get_mut(&s.group).expect("every group has a row");
+        let ratio = row.target_tokens as f64 / row.tokens.max(1) as f64;
+        let n = copies(ratio, config.seed, &s.doc.id);
         if n == 0 {
             continue;
         }
@@ -268,6 +322,9 @@ pub fn mix(
         .join(" ");
     let report = MixReport {
         config: config.clone(),
+        requested_tokens: config.budget_tokens,
+        delivered_tokens: total,
+        shortfall_tokens: goal.unmet,
         groups,
         blend,
         files: written,
@@ -291,6 +348,45 @@ fn file_name(group: &str) -> String {
             }
         })
         .collect()
+}
+
+impl MixReport {
+    /// What the mix could not give, for a person; `None` when it gave what was asked. Either
+    /// the data cannot fill the budget even at `max_epochs` passes over every group, or (with
+    /// weights) groups stay below their weight's share and the others took the rest; each group
+    /// short of its share is listed.
+    pub fn shortfall_warning(&self) -> Option<String> {
+        let max_epochs = self.config.max_epochs;
+        let mut out = if self.shortfall_tokens > 0 {
+            format!(
+                "the mix holds {} tokens of the {} requested ({} short): the data cannot fill \
+                 budget_tokens even at max_epochs = {max_epochs} passes over every group",
+                self.delivered_tokens, self.requested_tokens, self.shortfall_tokens
+            )
+        } else if !self.config.weights.is_empty()
+            && self.groups.values().any(|r| r.shortfall_tokens > 0)
+        {
+            format!(
+                "groups below their weight's share of the budget even at max_epochs = \
+                 {max_epochs} passes; the other groups took the rest"
+            )
+        } else {
+            return None;
+        };
+        for (g, r) in self.groups.iter().filter(|(_, r)| r.shortfall_tokens > 0) {
+            if r.documents == 0 {
+                let _ = write!(out, "\n  {g}: no documents (share {})", r.share_tokens);
+            } else {
+                let _ = write!(
+                    out,
+                    "\n  {g}: {} of its {}-token share ({} tokens, {:.2} passes)",
+                    r.mixed_tokens, r.share_tokens, r.tokens, r.epochs
+                );
+            }
+        }
+        out.push_str("\n  Lower budget_tokens, raise max_epochs, or add documents.");
+        Some(out)
+    }
 }
 
 /// The table before and after, in Markdown.
@@ -338,13 +434,41 @@ mod tests {
             ("por".to_owned(), 400),
             ("gug".to_owned(), 50),
         ]);
-        let t = targets(&sizes, &config(&[]));
+        let t = targets(&sizes, &config(&[])).tokens;
         // gug: 333 wanted, 100 allowed (2 epochs); the rest split between spa and por (450 each).
         assert_eq!(t["gug"], 100);
         assert_eq!(t["spa"], 450);
         assert_eq!(t["por"], 450);
         let t = targets(&sizes, &config(&[("spa", 3.0), ("por", 1.0)]));
-        assert_eq!((t["spa"], t["por"], t["gug"]), (750, 250, 0));
+        assert_eq!(
+            (t.tokens["spa"], t.tokens["por"], t.tokens["gug"]),
+            (750, 250, 0)
+        );
+        assert_eq!(t.unmet, 0);
+    }
+
+    #[test]
+    fn a_budget_larger_than_the_data_leaves_a_shortfall() {
+        let sizes = BTreeMap::from([("spa".to_owned(), 300), ("gug".to_owned(), 50)]);
+        // 2 epochs at most: 600 + 100 of the 1000 asked.
+        let t = targets(&sizes, &config(&[]));
+        assert_eq!((t.tokens["spa"], t.tokens["gug"], t.unmet), (600, 100, 300));
+        let s = shares(&sizes, &config(&[]));
+        assert_eq!((s["spa"], s["gug"]), (500, 500));
+        // Weights naming a group the data lacks: its share is counted, and goes unmet.
+        let c = config(&[("spa", 1.0), ("quy", 1.0)]);
+        let t = targets(&sizes, &c);
+        assert_eq!((t.tokens["spa"], t.tokens["gug"], t.unmet), (600, 0, 400));
+        let s = shares(&sizes, &c);
+        assert_eq!((s["spa"], s["quy"], s["gug"]), (500, 500, 0));
+        // Rounding alone is no shortfall.
+        let three = BTreeMap::from([
+            ("a".to_owned(), 5000),
+            ("b".to_owned(), 5000),
+            ("c".to_owned(), 5000),
+        ]);
+        assert_eq!(targets(&three, &config(&[])).unmet, 0);
+        assert_eq!(targets(&BTreeMap::new(), &config(&[])).unmet, 1000);
     }
 
     #[test]
