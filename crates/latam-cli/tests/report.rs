@@ -30,7 +30,18 @@ fn the_data_card_renders_offline_in_chromium() {
     ] {
         assert!(dom.contains(needle), "rendered page lacks {needle}");
     }
-    assert!(dom.matches("<svg").count() >= 8, "charts are inline SVG");
+    // Charts are inline SVG: one for the steps, two (documents and bytes) per breakdown.
+    for section in dom.split("<h2").skip(1) {
+        let heading = &section[section.find('>').map_or(0, |i| i + 1)..];
+        let charts = section.matches("<svg").count();
+        if heading.starts_with("Steps") {
+            assert!(charts >= 1, "the steps have no chart");
+        } else if heading.starts_with("By ") {
+            let name: String = heading.chars().take_while(|&c| c != '<').collect();
+            assert!(charts >= 2, "{name} has {charts} chart(s)");
+        }
+    }
+    assert!(dom.matches("<svg").count() >= 7, "charts are inline SVG");
     let kept = stats["documents"]["kept"].as_u64().unwrap().to_string();
     assert!(
         dom.contains(&format!("<b>{kept}</b>")),
