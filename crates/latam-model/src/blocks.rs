@@ -7,9 +7,10 @@
 //! is read once per call however many input rows there are, so a batch of decoding steps or a
 //! prompt chunk costs little more memory traffic than a single token.
 //!
-//! Inputs are quantized to 8 bits per 32 values (an `f32` scale and the scaled sum, as GGML's
-//! Q8_1) and multiplied in integers, as llama.cpp does. The k-quants meet the same inputs one
-//! 32-value sub-block at a time (llama.cpp's Q8_K has one input scale per 256 values instead).
+//! Inputs are quantized to 8 bits and multiplied in integers, as llama.cpp does: per 32 values
+//! for the 32-value formats (an `f32` scale and the scaled sum, as GGML's Q8_1), per 256 for the
+//! k-quants (one scale and the sums of each 32 values, as GGML's Q8_K), so the eight sub-blocks
+//! of a k-quant block add up in integers and meet floating point once per block.
 
 #![allow(
     clippy::inline_always,
@@ -22,8 +23,8 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 use pulp::x86::V3;
 use rayon::prelude::*;
 
-/// Values per input block and per sub-block of every format.
-pub const BLOCK: usize = 32;
+/// Values per sub-block of every format.
+const BLOCK: usize = 32;
 
 /// Weight rows per parallel task: enough work to outweigh scheduling.
 const ROWS_PER_TASK: usize = 16;
@@ -85,30 +86,78 @@ pub struct Q6K {
     d: u16,
 }
 
-/// 32 input values as `d * q`, with `s = d * Σq` for the weights' offsets.
+/// A block of inputs quantized to 8 bits: `d * q`, one `f32` scale per block.
+trait BlockInput: Copy + Send + Sync {
+    /// Values per block.
+    const VALUES: usize;
+    fn quantize(values: &[f32]) -> Self;
+    /// The values of 32-value sub-block `j`.
+    fn qs(&self, j: usize) -> &[i8; BLOCK];
+}
+
+/// Rounds `values` to `q` of `d * q`, `|q| <= 127`, and returns `d`.
+fn quantize_8bit(values: &[f32], q: &mut [i8]) -> f32 {
+    let max = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = max / 127.0;
+    let inverse = if d > 0.0 { 1.0 / d } else { 0.0 };
+    for (q, v) in q.iter_mut().zip(values) {
+        // |v * inverse| <= 127: the cast cannot saturate.
+        *q = (v * inverse).round() as i8;
+    }
+    d
+}
+
+/// The sum of 32 values.
+fn sum(qs: &[i8; BLOCK]) -> i32 {
+    qs.iter().map(|&q| i32::from(q)).sum()
+}
+
+/// 32 input values as `d * q`, with `s = d * Σq` for the weights' offsets (GGML's Q8_1).
 #[derive(Clone, Copy)]
 pub struct Input {
     d: f32,
     s: f32,
-    qs: [i8; 32],
+    qs: [i8; BLOCK],
 }
 
-impl Input {
+impl BlockInput for Input {
+    const VALUES: usize = BLOCK;
     fn quantize(values: &[f32]) -> Self {
-        let max = values.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let d = max / 127.0;
-        let inverse = if d > 0.0 { 1.0 / d } else { 0.0 };
-        let mut qs = [0i8; 32];
-        for (q, v) in qs.iter_mut().zip(values) {
-            // |v * inverse| <= 127: the cast cannot saturate.
-            *q = (v * inverse).round() as i8;
-        }
-        let sum: i32 = qs.iter().map(|&q| i32::from(q)).sum();
+        let mut qs = [0i8; BLOCK];
+        let d = quantize_8bit(values, &mut qs);
         Self {
             d,
-            s: d * sum as f32,
+            s: d * sum(&qs) as f32,
             qs,
         }
+    }
+    fn qs(&self, _: usize) -> &[i8; BLOCK] {
+        &self.qs
+    }
+}
+
+/// 256 input values as `d * q`, with the sum of `q` over each 32 for the k-quants' mins (GGML's
+/// Q8_K).
+#[derive(Clone, Copy)]
+pub struct SuperInput {
+    d: f32,
+    sums: [i32; 8],
+    qs: [[i8; BLOCK]; 8],
+}
+
+impl BlockInput for SuperInput {
+    const VALUES: usize = 8 * BLOCK;
+    fn quantize(values: &[f32]) -> Self {
+        let mut qs = [[0i8; BLOCK]; 8];
+        let d = quantize_8bit(values, qs.as_flattened_mut());
+        Self {
+            d,
+            sums: qs.map(|q| sum(&q)),
+            qs,
+        }
+    }
+    fn qs(&self, j: usize) -> &[i8; BLOCK] {
+        &self.qs[j]
     }
 }
 
@@ -129,16 +178,16 @@ fn f16_to_f32(bits: u16) -> f32 {
 }
 
 /// 32 values of a block as `scale * multiplier * q + offset`, with one integer multiplier per
-/// 16 values (Q6_K's scales; 1 elsewhere).
+/// 16 values (the k-quants' scales; 1 elsewhere).
 struct Sub {
-    q: [i8; 32],
+    q: [i8; BLOCK],
     multipliers: [i32; 2],
     scale: f32,
     offset: f32,
 }
 
 impl Sub {
-    fn new(q: [i8; 32], scale: f32, offset: f32) -> Self {
+    fn new(q: [i8; BLOCK], scale: f32, offset: f32) -> Self {
         Self {
             q,
             multipliers: [1, 1],
@@ -147,17 +196,16 @@ impl Sub {
         }
     }
 
-    /// Σ value · input, in plain Rust.
-    fn dot(&self, x: &Input) -> f32 {
+    /// Σ multiplier · q · x, in plain Rust.
+    fn ints(&self, x: &[i8; BLOCK]) -> i32 {
         let half = |h: usize| -> i32 {
             self.q[16 * h..16 * h + 16]
                 .iter()
-                .zip(&x.qs[16 * h..16 * h + 16])
+                .zip(&x[16 * h..16 * h + 16])
                 .map(|(&a, &b)| i32::from(a) * i32::from(b))
                 .sum()
         };
-        let ints = self.multipliers[0] * half(0) + self.multipliers[1] * half(1);
-        self.scale * x.d * ints as f32 + self.offset * x.s
+        self.multipliers[0] * half(0) + self.multipliers[1] * half(1)
     }
 
     fn dequantize(&self, out: &mut Vec<f32>) {
@@ -167,9 +215,14 @@ impl Sub {
     }
 }
 
-/// A block format of this module: `SUBS` sub-blocks of 32 values, each multiplied with one
-/// input block.
+/// A block format of this module: `SUBS` sub-blocks of 32 values, multiplied with one input
+/// block of as many values.
+///
+/// The product of a block with input `x` is `factor · Σ multiplier · q · x.q + offset`, with
+/// the sum over all sub-blocks in integers and `(factor, offset)` from [`Self::finish`].
 trait WeightBlock: Copy + Send + Sync {
+    /// The inputs this format meets.
+    type Input: BlockInput;
     /// Bytes of a block in GGML's layout.
     const BYTES: usize;
     /// 32-value sub-blocks per block.
@@ -179,9 +232,11 @@ trait WeightBlock: Copy + Send + Sync {
     fn parse(bytes: &[u8]) -> Self;
     /// Sub-block `j` in plain Rust.
     fn sub(&self, j: usize) -> Sub;
-    /// Sub-block `j` for AVX2.
+    /// Sub-block `j`'s integers for AVX2.
     #[cfg(target_arch = "x86_64")]
     fn unpack(&self, simd: V3, j: usize) -> avx2::Sub;
+    /// The factor of the integer sum and the offset term of the product with `x`.
+    fn finish(&self, x: &Self::Input) -> (f32, f32);
 }
 
 fn half(bytes: &[u8], at: usize) -> u16 {
@@ -214,6 +269,7 @@ fn nibble_run(bytes: &[u8; 32], high: bool) -> [u8; 32] {
 }
 
 impl WeightBlock for Q4_0 {
+    type Input = Input;
     const BYTES: usize = 18;
     const SUBS: usize = 1;
     const DTYPE: GgmlDType = GgmlDType::Q4_0;
@@ -230,12 +286,17 @@ impl WeightBlock for Q4_0 {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn unpack(&self, simd: V3, _: usize) -> avx2::Sub {
+        avx2::Sub::unsigned(avx2::nibbles(simd, self.qs))
+    }
+    #[inline(always)]
+    fn finish(&self, x: &Input) -> (f32, f32) {
         let d = f16_to_f32(self.d);
-        avx2::Sub::unsigned(avx2::nibbles(simd, self.qs), d, -8.0 * d)
+        (d * x.d, -8.0 * d * x.s)
     }
 }
 
 impl WeightBlock for Q4_1 {
+    type Input = Input;
     const BYTES: usize = 20;
     const SUBS: usize = 1;
     const DTYPE: GgmlDType = GgmlDType::Q4_1;
@@ -252,12 +313,16 @@ impl WeightBlock for Q4_1 {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn unpack(&self, simd: V3, _: usize) -> avx2::Sub {
-        let q = avx2::nibbles(simd, self.qs);
-        avx2::Sub::unsigned(q, f16_to_f32(self.d), f16_to_f32(self.m))
+        avx2::Sub::unsigned(avx2::nibbles(simd, self.qs))
+    }
+    #[inline(always)]
+    fn finish(&self, x: &Input) -> (f32, f32) {
+        (f16_to_f32(self.d) * x.d, f16_to_f32(self.m) * x.s)
     }
 }
 
 impl WeightBlock for Q8_0 {
+    type Input = Input;
     const BYTES: usize = 34;
     const SUBS: usize = 1;
     const DTYPE: GgmlDType = GgmlDType::Q8_0;
@@ -273,7 +338,11 @@ impl WeightBlock for Q8_0 {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn unpack(&self, simd: V3, _: usize) -> avx2::Sub {
-        avx2::Sub::signed(simd, bytemuck::cast(self.qs), f16_to_f32(self.d))
+        avx2::Sub::signed(simd, bytemuck::cast(self.qs))
+    }
+    #[inline(always)]
+    fn finish(&self, x: &Input) -> (f32, f32) {
+        (f16_to_f32(self.d) * x.d, 0.0)
     }
 }
 
@@ -289,17 +358,28 @@ fn scale_min(scales: &[u8; 12], j: usize) -> (u8, u8) {
     }
 }
 
-/// Scale and offset of sub-block `j` of Q4_K and Q5_K.
-#[inline(always)]
-fn scale_offset(d: u16, dmin: u16, scales: &[u8; 12], j: usize) -> (f32, f32) {
+/// Sub-block `j` of Q4_K or Q5_K with values `q`: `d * scale * q - dmin * min`.
+fn k_sub(q: [u8; BLOCK], d: u16, dmin: u16, scales: &[u8; 12], j: usize) -> Sub {
     let (scale, min) = scale_min(scales, j);
-    (
-        f16_to_f32(d) * f32::from(scale),
-        -f16_to_f32(dmin) * f32::from(min),
-    )
+    Sub {
+        q: bytemuck::cast(q),
+        multipliers: [i32::from(scale); 2],
+        scale: f16_to_f32(d),
+        offset: -f16_to_f32(dmin) * f32::from(min),
+    }
+}
+
+/// `finish` of Q4_K and Q5_K: the mins meet the sums of the inputs' sub-blocks.
+#[inline(always)]
+fn k_finish(d: u16, dmin: u16, scales: &[u8; 12], x: &SuperInput) -> (f32, f32) {
+    let mins: i32 = (0..8)
+        .map(|j| i32::from(scale_min(scales, j).1) * x.sums[j])
+        .sum();
+    (f16_to_f32(d) * x.d, -f16_to_f32(dmin) * x.d * mins as f32)
 }
 
 impl WeightBlock for Q4K {
+    type Input = SuperInput;
     const BYTES: usize = 144;
     const SUBS: usize = 8;
     const DTYPE: GgmlDType = GgmlDType::Q4K;
@@ -313,19 +393,22 @@ impl WeightBlock for Q4K {
     }
     fn sub(&self, j: usize) -> Sub {
         let q = nibble_run(&self.qs[j / 2], j % 2 == 1);
-        let (scale, offset) = scale_offset(self.d, self.dmin, &self.scales, j);
-        Sub::new(bytemuck::cast(q), scale, offset)
+        k_sub(q, self.d, self.dmin, &self.scales, j)
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn unpack(&self, simd: V3, j: usize) -> avx2::Sub {
         let q = avx2::nibble_run(simd, self.qs[j / 2], j % 2 == 1);
-        let (scale, offset) = scale_offset(self.d, self.dmin, &self.scales, j);
-        avx2::Sub::unsigned(q, scale, offset)
+        avx2::Sub::unsigned(q).times(avx2::scale(simd, &self.scales, j))
+    }
+    #[inline(always)]
+    fn finish(&self, x: &SuperInput) -> (f32, f32) {
+        k_finish(self.d, self.dmin, &self.scales, x)
     }
 }
 
 impl WeightBlock for Q5K {
+    type Input = SuperInput;
     const BYTES: usize = 176;
     const SUBS: usize = 8;
     const DTYPE: GgmlDType = GgmlDType::Q5K;
@@ -340,9 +423,8 @@ impl WeightBlock for Q5K {
     }
     fn sub(&self, j: usize) -> Sub {
         let low = nibble_run(&self.qs[j / 2], j % 2 == 1);
-        let q: [u8; 32] = std::array::from_fn(|i| low[i] | (((self.qh[i] >> j) & 1) << 4));
-        let (scale, offset) = scale_offset(self.d, self.dmin, &self.scales, j);
-        Sub::new(bytemuck::cast(q), scale, offset)
+        let q = std::array::from_fn(|i| low[i] | (((self.qh[i] >> j) & 1) << 4));
+        k_sub(q, self.d, self.dmin, &self.scales, j)
     }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
@@ -351,8 +433,11 @@ impl WeightBlock for Q5K {
         let q = simd
             .avx2
             ._mm256_or_si256(low, avx2::fifth_bit(simd, self.qh, j));
-        let (scale, offset) = scale_offset(self.d, self.dmin, &self.scales, j);
-        avx2::Sub::unsigned(q, scale, offset)
+        avx2::Sub::unsigned(q).times(avx2::scale(simd, &self.scales, j))
+    }
+    #[inline(always)]
+    fn finish(&self, x: &SuperInput) -> (f32, f32) {
+        k_finish(self.d, self.dmin, &self.scales, x)
     }
 }
 
@@ -370,6 +455,7 @@ impl Q6K {
 }
 
 impl WeightBlock for Q6K {
+    type Input = SuperInput;
     const BYTES: usize = 210;
     const SUBS: usize = 8;
     const DTYPE: GgmlDType = GgmlDType::Q6K;
@@ -400,16 +486,18 @@ impl WeightBlock for Q6K {
         let ((low, high), (bits, shift)) = Self::places(j);
         let low = avx2::nibble_run(simd, self.ql[low], high);
         let q = avx2::six_bits(simd, low, self.qh[bits], shift);
-        let mut sub = avx2::Sub::signed(simd, q, f16_to_f32(self.d));
-        sub.multipliers = Some(avx2::multipliers(simd, self.multipliers(j)));
-        sub
+        avx2::Sub::signed(simd, q).times(avx2::multipliers(simd, self.multipliers(j)))
+    }
+    #[inline(always)]
+    fn finish(&self, x: &SuperInput) -> (f32, f32) {
+        (f16_to_f32(self.d) * x.d, 0.0)
     }
 }
 
 /// Dot products of one weight row with `N` input rows at once (each weight sub-block is
-/// unpacked once for all of them). Each input row holds `row.len() * SUBS` blocks.
+/// unpacked once for all of them). Each input row holds `row.len()` blocks.
 trait Kernel<B: WeightBlock>: Copy + Send + Sync {
-    fn dot<const N: usize>(self, row: &[B], inputs: [&[Input]; N]) -> [f32; N];
+    fn dot<const N: usize>(self, row: &[B], inputs: [&[B::Input]; N]) -> [f32; N];
 }
 
 /// Plain Rust: CPUs without AVX2, and the reference of the AVX2 kernel in tests.
@@ -417,14 +505,19 @@ trait Kernel<B: WeightBlock>: Copy + Send + Sync {
 struct Portable;
 
 impl<B: WeightBlock> Kernel<B> for Portable {
-    fn dot<const N: usize>(self, row: &[B], inputs: [&[Input]; N]) -> [f32; N] {
+    fn dot<const N: usize>(self, row: &[B], inputs: [&[B::Input]; N]) -> [f32; N] {
         let mut sums = [0f32; N];
         for (i, w) in row.iter().enumerate() {
+            let mut ints = [0i32; N];
             for j in 0..B::SUBS {
                 let sub = w.sub(j);
-                for (sum, x) in sums.iter_mut().zip(inputs) {
-                    *sum += sub.dot(&x[i * B::SUBS + j]);
+                for (ints, x) in ints.iter_mut().zip(inputs) {
+                    *ints += sub.ints(x[i].qs(j));
                 }
+            }
+            for ((sum, ints), x) in sums.iter_mut().zip(ints).zip(inputs) {
+                let (factor, offset) = w.finish(&x[i]);
+                *sum += factor * ints as f32 + offset;
             }
         }
         sums
@@ -541,25 +634,27 @@ impl BlockMatrix {
 
     /// `x [m, cols] · Wᵀ`, as `[m, rows]` row after row.
     pub fn matmul(&self, x: &[f32]) -> Vec<f32> {
-        let inputs: Vec<Input> = x.chunks_exact(BLOCK).map(Input::quantize).collect();
-        with_blocks!(&self.blocks, w => self.product(w, &inputs))
+        with_blocks!(&self.blocks, w => self.product(w, x))
     }
 
     /// Weight rows in parallel tasks; each row meets every input row while it is in cache.
-    fn product<B: WeightBlock>(&self, weights: &[B], inputs: &[Input]) -> Vec<f32> {
-        let per_row = self.cols / BLOCK;
+    fn product<B: WeightBlock>(&self, weights: &[B], x: &[f32]) -> Vec<f32> {
+        let values = B::Input::VALUES;
+        let inputs: Vec<B::Input> = x.chunks_exact(values).map(B::Input::quantize).collect();
+        // Blocks per row, of weights and inputs alike.
+        let per_row = self.cols / values;
         let m = inputs.len() / per_row;
         // [rows, m]: each task writes whole rows of it.
         let mut by_weight = vec![0f32; self.rows * m];
         by_weight
             .par_chunks_mut(m * ROWS_PER_TASK)
-            .zip(weights.par_chunks(per_row / B::SUBS * ROWS_PER_TASK))
+            .zip(weights.par_chunks(per_row * ROWS_PER_TASK))
             .for_each(|(out, weights)| {
                 #[cfg(target_arch = "x86_64")]
                 if let Some(simd) = V3::try_new() {
-                    return simd.vectorize(|| dot_rows(out, weights, inputs, per_row, Avx2(simd)));
+                    return simd.vectorize(|| dot_rows(out, weights, &inputs, per_row, Avx2(simd)));
                 }
-                dot_rows(out, weights, inputs, per_row, Portable);
+                dot_rows(out, weights, &inputs, per_row, Portable);
             });
         if m == 1 {
             return by_weight;
@@ -584,20 +679,20 @@ fn dequantize<B: WeightBlock>(blocks: &[B], out: &mut Vec<f32>) {
 }
 
 /// `out [weight rows, input rows]` = each weight row dotted with each input row (`per_row`
-/// input blocks each), four input rows at a time.
+/// blocks each), four input rows at a time.
 #[inline(always)]
 fn dot_rows<B: WeightBlock>(
     out: &mut [f32],
     weights: &[B],
-    inputs: &[Input],
+    inputs: &[B::Input],
     per_row: usize,
     kernel: impl Kernel<B>,
 ) {
     let m = inputs.len() / per_row;
-    for (out, row) in out.chunks_mut(m).zip(weights.chunks(per_row / B::SUBS)) {
+    for (out, row) in out.chunks_mut(m).zip(weights.chunks(per_row)) {
         for (out, inputs) in out.chunks_mut(4).zip(inputs.chunks(4 * per_row)) {
             if out.len() == 4 {
-                let rows: [&[Input]; 4] =
+                let rows: [&[B::Input]; 4] =
                     std::array::from_fn(|k| &inputs[k * per_row..(k + 1) * per_row]);
                 out.copy_from_slice(&kernel.dot(row, rows));
             } else {
@@ -648,30 +743,33 @@ struct Avx2(V3);
 #[cfg(target_arch = "x86_64")]
 impl<B: WeightBlock> Kernel<B> for Avx2 {
     #[inline(always)]
-    fn dot<const N: usize>(self, row: &[B], inputs: [&[Input]; N]) -> [f32; N] {
+    fn dot<const N: usize>(self, row: &[B], inputs: [&[B::Input]; N]) -> [f32; N] {
         let simd = self.0;
         let mut acc = [simd.avx._mm256_setzero_ps(); N];
         let mut offsets = [0f32; N];
         let ones = simd.avx._mm256_set1_epi16(1);
         for (i, w) in row.iter().enumerate() {
+            let mut ints = [simd.avx._mm256_setzero_si256(); N];
             for j in 0..B::SUBS {
                 let sub = w.unpack(simd, j);
-                let at = i * B::SUBS + j;
                 for k in 0..N {
-                    let x = &inputs[k][at];
-                    offsets[k] += sub.offset * x.s;
-                    let mut xq = bytemuck::cast(x.qs);
+                    let mut xq = bytemuck::cast(*inputs[k][i].qs(j));
                     if let Some(signs) = sub.signs {
                         xq = simd.avx2._mm256_sign_epi8(xq, signs);
                     }
                     let pairs = simd.avx2._mm256_maddubs_epi16(sub.unsigned, xq);
-                    let ints = simd
+                    let products = simd
                         .avx2
                         ._mm256_madd_epi16(pairs, sub.multipliers.unwrap_or(ones));
-                    let d = simd.avx._mm256_set1_ps(sub.scale * x.d);
-                    let products = simd.avx._mm256_cvtepi32_ps(ints);
-                    acc[k] = simd.fma._mm256_fmadd_ps(d, products, acc[k]);
+                    ints[k] = simd.avx2._mm256_add_epi32(ints[k], products);
                 }
+            }
+            for k in 0..N {
+                let (factor, offset) = w.finish(&inputs[k][i]);
+                offsets[k] += offset;
+                let factor = simd.avx._mm256_set1_ps(factor);
+                let ints = simd.avx._mm256_cvtepi32_ps(ints[k]);
+                acc[k] = simd.fma._mm256_fmadd_ps(factor, ints, acc[k]);
             }
         }
         std::array::from_fn(|k| avx2::sum(simd, acc[k]) + offsets[k])
@@ -684,7 +782,7 @@ mod avx2 {
 
     use pulp::x86::V3;
 
-    /// A sub-block of 32 values, `scale * multiplier * q + offset`, for AVX2.
+    /// The integers of a sub-block of 32 values, `multiplier * q`, for AVX2.
     pub struct Sub {
         /// `|q|` as unsigned bytes.
         pub unsigned: __m256i,
@@ -692,30 +790,33 @@ mod avx2 {
         pub signs: Option<__m256i>,
         /// 16-bit multipliers of the sums of value pairs (`None`: 1).
         pub multipliers: Option<__m256i>,
-        pub scale: f32,
-        pub offset: f32,
     }
 
     impl Sub {
         #[inline(always)]
-        pub fn unsigned(q: __m256i, scale: f32, offset: f32) -> Self {
+        pub fn unsigned(q: __m256i) -> Self {
             Self {
                 unsigned: q,
                 signs: None,
                 multipliers: None,
-                scale,
-                offset,
             }
         }
 
         #[inline(always)]
-        pub fn signed(simd: V3, q: __m256i, scale: f32) -> Self {
+        pub fn signed(simd: V3, q: __m256i) -> Self {
             Self {
                 unsigned: simd.avx2._mm256_sign_epi8(q, q),
                 signs: Some(q),
                 multipliers: None,
-                scale,
-                offset: 0.0,
+            }
+        }
+
+        /// The sub-block with its 16-bit multipliers.
+        #[inline(always)]
+        pub fn times(self, multipliers: __m256i) -> Self {
+            Self {
+                multipliers: Some(multipliers),
+                ..self
             }
         }
     }
@@ -767,6 +868,13 @@ mod avx2 {
             .avx2
             ._mm256_or_si256(low, simd.avx2._mm256_slli_epi16::<4>(two));
         simd.avx2._mm256_sub_epi8(q, simd.avx._mm256_set1_epi8(32))
+    }
+
+    /// The 6-bit scale of sub-block `j` of Q4_K or Q5_K as the multiplier of every pair sum.
+    #[inline(always)]
+    pub fn scale(simd: V3, scales: &[u8; 12], j: usize) -> __m256i {
+        simd.avx
+            ._mm256_set1_epi16(i16::from(super::scale_min(scales, j).0))
     }
 
     /// The 16-bit multipliers of the pair sums of two halves of 16 values.
@@ -832,8 +940,23 @@ mod tests {
     fn reference(w: &[f32], x: &[f32], cols: usize) -> Vec<f32> {
         x.chunks(cols)
             .flat_map(|x| {
-                w.chunks(cols)
-                    .map(move |w| w.iter().zip(x).map(|(a, b)| a * b).sum::<f32>())
+                w.chunks(cols).map(move |w| {
+                    let sum: f64 = w.iter().zip(x).map(|(&a, &b)| f64::from(a * b)).sum();
+                    sum as f32
+                })
+            })
+            .collect()
+    }
+
+    /// `x` rounded to 8 bits per `n` values as the inputs are (`d = max |x| / 127`), written
+    /// here again, independently of the module's code.
+    fn rounded(x: &[f32], n: usize) -> Vec<f32> {
+        x.chunks(n)
+            .flat_map(|block| {
+                let d = block.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+                block
+                    .iter()
+                    .map(move |v| if d > 0.0 { (v / d).round() * d } else { 0.0 })
             })
             .collect()
     }
@@ -846,12 +969,17 @@ mod tests {
             let (ours, full) = matrix(dtype, rows, cols);
             let x = values(m * cols, 11);
             let got = ours.matmul(&x);
-            let want = reference(&full, &x, cols);
             assert_eq!(got.len(), m * rows);
-            // The only difference is the 8-bit rounding of the inputs.
+            // With the inputs rounded as the kernels round them (per block of the format:
+            // 32 values, 256 for the k-quants), only the order of the sums differs.
+            let want = reference(&full, &rounded(&x, dtype.block_size()), cols);
             let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
             for (g, w) in got.iter().zip(&want) {
-                assert!((g - w).abs() < 0.01 * scale, "{dtype:?}: {g} vs {w}");
+                assert!((g - w).abs() < 1e-4 * scale, "{dtype:?}: {g} vs {w}");
+            }
+            // And the rounding of the inputs is small beside the products.
+            for (g, w) in got.iter().zip(reference(&full, &x, cols)) {
+                assert!((g - w).abs() < 0.05 * scale, "{dtype:?}: {g} vs {w}");
             }
             // Each input row alone gives the same numbers as in the batch.
             for (i, x) in x.chunks(cols).enumerate() {
@@ -868,8 +996,10 @@ mod tests {
     }
 
     #[cfg(target_arch = "x86_64")]
-    /// The AVX2 kernel on four rows and on each alone, against the portable one.
-    fn check<B: WeightBlock>(simd: V3, w: &[B], rows: [&[Input]; 4]) {
+    /// The AVX2 kernel on four rows of `x` and on each alone, against the portable one.
+    fn check<B: WeightBlock>(simd: V3, w: &[B], x: &[f32]) {
+        let inputs: Vec<B::Input> = x.chunks(B::Input::VALUES).map(B::Input::quantize).collect();
+        let rows: [&[B::Input]; 4] = std::array::from_fn(|k| &inputs[k * w.len()..][..w.len()]);
         let want = Portable.dot(w, rows);
         let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
         let four = Avx2(simd).dot(w, rows);
@@ -877,7 +1007,8 @@ mod tests {
             let [one] = Avx2(simd).dot(w, [rows[k]]);
             assert!(
                 close(four[k], want[k]) && one.to_bits() == four[k].to_bits(),
-                "{four:?} {one} {want:?}"
+                "{:?}: {four:?} {one} {want:?}",
+                B::DTYPE
             );
         }
     }
@@ -887,16 +1018,10 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         if let Some(simd) = V3::try_new() {
             let cols = 512;
-            let inputs: Vec<Input> = values(4 * cols, 3)
-                .chunks(BLOCK)
-                .map(Input::quantize)
-                .collect();
-            let per_row = cols / BLOCK;
-            let rows: [&[Input]; 4] =
-                std::array::from_fn(|k| &inputs[k * per_row..(k + 1) * per_row]);
+            let x = values(4 * cols, 3);
             for dtype in FORMATS {
                 let (ours, _) = matrix(dtype, 1, cols);
-                with_blocks!(&ours.blocks, w => check(simd, w, rows));
+                with_blocks!(&ours.blocks, w => check(simd, w, &x));
             }
             return;
         }

@@ -900,14 +900,15 @@ mod tests {
                 log_probs(&build(&mut ViaCandle { source, dequantize }), &tokens)
             };
             let exact = via(true);
-            // Both kernels round the inputs to 8 bits: ours per 32 values, candle's per 256.
+            // Both kernels round the inputs to 8 bits per 256 values (llama.cpp's Q8_K), ours
+            // to ±127, candle's to -128..=127: the same error, give or take a tenth.
             let ours = max_gap(&log_probs(&ours, &tokens), &exact);
             let candle = max_gap(&via(false), &exact);
             eprintln!(
                 "{dtype:?}: largest log-probability gap to the exact product: ours {ours}, candle's {candle}"
             );
             assert!(
-                ours > 0.0 && ours <= candle,
+                ours > 0.0 && ours <= 1.1 * candle,
                 "{dtype:?}: {ours} vs {candle}"
             );
         }
