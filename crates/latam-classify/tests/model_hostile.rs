@@ -10,22 +10,11 @@ use std::path::Path;
 use cap::Cap;
 use latam_classify::{Classifier, Example, FeatureConfig, Loss, TrainConfig};
 use latam_core::Rng;
-use latam_core::hostile::{Outcomes, catch_panic, mutate, truncations};
+use latam_core::hostile::{Outcomes, catch_panic, mutate, truncations, within};
 use serde_json::{Value, json};
 
 #[global_allocator]
 static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
-
-/// Runs `f` allowed `budget` bytes beyond those allocated now: past it an allocation fails,
-/// which aborts the test binary ("memory allocation of N bytes failed").
-fn within<T>(budget: usize, f: impl FnOnce() -> T) -> T {
-    ALLOC
-        .set_limit(ALLOC.allocated() + budget)
-        .expect("above what is allocated");
-    let out = f();
-    ALLOC.set_limit(usize::MAX).expect("no limit");
-    out
-}
 
 fn examples() -> Vec<Example> {
     let texts = [
@@ -136,7 +125,10 @@ fn load(bytes: &[u8]) -> Result<usize, latam_classify::ClassifyError> {
 fn run(cases: impl Iterator<Item = (String, Vec<u8>)>, budget: usize) -> Outcomes {
     let mut outcomes = Outcomes::default();
     for (what, bytes) in cases {
-        outcomes.record(&what, within(budget, || catch_panic(|| load(&bytes))));
+        outcomes.record(
+            &what,
+            within(&ALLOC, budget, || catch_panic(|| load(&bytes))),
+        );
     }
     outcomes
 }
@@ -207,7 +199,7 @@ fn hostile_model_files_give_errors_not_panics() {
 
 /// The error of reading `model`, allowed 64 MiB.
 fn refusal(model: &[u8]) -> String {
-    within(64 << 20, || Classifier::from_bytes(model))
+    within(&ALLOC, 64 << 20, || Classifier::from_bytes(model))
         .unwrap_err()
         .to_string()
 }

@@ -42,16 +42,17 @@ fn choclo_knowledge() -> Knowledge {
     }
 }
 
-fn eval(s: &Scratch, fake: &FakeOpenAi, args: &[&str]) -> util::Run {
-    let mut all = vec!["eval", "run", "--endpoint", &fake.url, "--progress", "none"];
+fn eval(s: &Scratch, endpoint: &str, args: &[&str]) -> util::Run {
+    let mut all = vec!["eval", "run", "--endpoint", endpoint, "--progress", "none"];
     all.extend_from_slice(args);
     s.run(&all)
 }
 
-/// `latam eval run --task choclo` on `file` with `model` into `output`, plus `extra` arguments.
+/// `latam eval run --task choclo` against `endpoint` on `file` with `model` into `output`, plus
+/// `extra` arguments.
 fn choclo(
     s: &Scratch,
-    fake: &FakeOpenAi,
+    endpoint: &str,
     file: &Path,
     model: &str,
     output: &str,
@@ -68,7 +69,7 @@ fn choclo(
         output,
     ];
     args.extend_from_slice(extra);
-    eval(s, fake, &args)
+    eval(s, endpoint, &args)
 }
 
 fn close(a: &Value, b: f64) -> bool {
@@ -90,7 +91,7 @@ fn choclo_with_the_judge_in_both_column_namings() {
     let judge = ["--judge-model", "judge-flaky"];
     choclo(
         &s,
-        &fake,
+        &fake.url,
         &release,
         "half",
         "release",
@@ -131,7 +132,7 @@ fn choclo_with_the_judge_in_both_column_namings() {
     let shared = ["--cache", cache.to_str().unwrap()];
     choclo(
         &s,
-        &fake,
+        &fake.url,
         &hub,
         "half",
         "hub",
@@ -170,7 +171,7 @@ fn the_report_compares_runs() {
     let fake = FakeOpenAi::start(choclo_knowledge());
     let release = data("choclo_release.csv");
     for model in ["half", "oracle"] {
-        choclo(&s, &fake, &release, model, model, &[]).expect(0);
+        choclo(&s, &fake.url, &release, model, model, &[]).expect(0);
     }
     s.run(&["eval", "report", "half", "oracle", "--output", "report"])
         .expect(0);
@@ -220,7 +221,7 @@ fn trueque_topics_are_multi_label_and_429s_are_retried() {
     let path = s.write("trueque.csv", file.as_bytes());
     eval(
         &s,
-        &fake,
+        &fake.url,
         &[
             "--task",
             "trueque",
@@ -309,7 +310,7 @@ fn multiple_choice_by_generation_and_log_likelihood_on_real_exams() {
         "both",
     ];
     args.extend_from_slice(&files);
-    let run = eval(&s, &fake, &args).expect(0);
+    let run = eval(&s, &fake.url, &args).expect(0);
     assert!(
         run.stderr()
             .contains("1 rows of the data could not become examples"),
@@ -337,7 +338,7 @@ fn multiple_choice_by_generation_and_log_likelihood_on_real_exams() {
 
     let mut args = vec!["--task", "mc", "--model", "chatty", "--output", "chatty"];
     args.extend_from_slice(&files);
-    eval(&s, &fake, &args).expect(0);
+    eval(&s, &fake.url, &args).expect(0);
     let summary = read_json(&s.path("chatty/summary.json"));
     assert!(close(&summary["metrics"]["accuracy_strict"], 0.0));
     assert!(close(&summary["metrics"]["accuracy_flexible"], 1.0));
@@ -376,7 +377,7 @@ fn perplexity_and_bits_per_byte_are_exact() {
     let path = s.write("heldout.jsonl", file.as_bytes());
     eval(
         &s,
-        &fake,
+        &fake.url,
         &[
             "--task",
             "perplexity",
@@ -403,7 +404,7 @@ fn perplexity_and_bits_per_byte_are_exact() {
 
     let run = eval(
         &s,
-        &fake,
+        &fake.url,
         &[
             "--task",
             "perplexity",
@@ -445,7 +446,7 @@ fn the_batch_api_answers_and_judges_then_nothing_is_asked_twice() {
         "--poll-interval",
         "0.05",
     ];
-    eval(&s, &fake, &args).expect(0);
+    eval(&s, &fake.url, &args).expect(0);
     assert_eq!(fake.chats("batch:oracle"), 24);
     assert_eq!(fake.chats("batch:judge"), 24);
     assert_eq!(
@@ -460,7 +461,7 @@ fn the_batch_api_answers_and_judges_then_nothing_is_asked_twice() {
     );
     let batches = read_json(&s.path("batch/batches.json"));
     assert_eq!(batches.as_object().unwrap().len(), 2);
-    eval(&s, &fake, &args).expect(0);
+    eval(&s, &fake.url, &args).expect(0);
     assert_eq!(
         fake.chats("batch:oracle"),
         24,
@@ -521,7 +522,7 @@ fn bad_settings_say_what_to_do() {
     let fake = FakeOpenAi::start(Knowledge::default());
     let run = eval(
         &s,
-        &fake,
+        &fake.url,
         &[
             "--task", "quiz", "--data", "x.csv", "--model", "m", "--output", "o",
         ],
@@ -535,7 +536,7 @@ fn bad_settings_say_what_to_do() {
     let release = data("choclo_release.csv");
     let run = eval(
         &s,
-        &fake,
+        &fake.url,
         &[
             "--task",
             "mc",
@@ -553,7 +554,7 @@ fn bad_settings_say_what_to_do() {
     assert!(run.stderr().contains("could not become examples"));
     let run = eval(
         &s,
-        &fake,
+        &fake.url,
         &[
             "--task",
             "choclo",
@@ -575,7 +576,7 @@ fn bad_settings_say_what_to_do() {
     );
     eval(
         &s,
-        &fake,
+        &fake.url,
         &[
             "--task",
             spec.to_str().unwrap(),
@@ -594,27 +595,16 @@ fn bad_settings_say_what_to_do() {
     assert!(close(&summary["metrics"]["answered"], 1.0));
 }
 
-/// `latam eval run --task choclo` on the CHOCLO sample against `endpoint`.
+/// `latam eval run --task choclo` on the bundled CHOCLO release against `endpoint`.
 fn choclo_at(s: &Scratch, endpoint: &str, model: &str, output: &str, extra: &[&str]) -> util::Run {
-    let release = data("choclo_release.csv");
-    let mut args = vec![
-        "eval",
-        "run",
-        "--endpoint",
+    choclo(
+        s,
         endpoint,
-        "--progress",
-        "none",
-        "--task",
-        "choclo",
-        "--data",
-        release.to_str().unwrap(),
-        "--model",
+        &data("choclo_release.csv"),
         model,
-        "--output",
         output,
-    ];
-    args.extend_from_slice(extra);
-    s.run(&args)
+        extra,
+    )
 }
 
 /// A URL where nothing listens: a port bound, then let go.
@@ -867,7 +857,7 @@ fn the_report_fits_a_laptop_and_a_phone_in_chromium() {
         "--output",
         "mc",
     ];
-    eval(&s, &fake, &args).expect(0);
+    eval(&s, &fake.url, &args).expect(0);
     s.run(&[
         "eval", "report", "half", "oracle", "mc", "--output", "report",
     ])

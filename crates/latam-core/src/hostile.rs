@@ -1,8 +1,9 @@
 //! Hostile copies of a real file, for the tests that a reader of a binary format answers every
 //! corruption with an error: cuts at lengths on a grid, and seeded random edits (bit flips, bytes
 //! overwritten, little-endian integers replaced by the values that break unchecked arithmetic);
-//! and a catcher that turns a panic into its message and location.
+//! a catcher that turns a panic into its message and location; and an allocation budget.
 
+use std::alloc::System;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -10,7 +11,21 @@ use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 
+use cap::Cap;
+
 use crate::Rng;
+
+/// Runs `f` allowed `budget` bytes beyond those `alloc` (the test binary's global allocator)
+/// holds now: past it an allocation fails, which aborts the test binary ("memory allocation of
+/// N bytes failed").
+pub fn within<T>(alloc: &Cap<System>, budget: usize, f: impl FnOnce() -> T) -> T {
+    alloc
+        .set_limit(alloc.allocated() + budget)
+        .expect("above what is allocated");
+    let out = f();
+    alloc.set_limit(usize::MAX).expect("no limit");
+    out
+}
 
 /// Lengths to cut a file of `len` bytes at: every length below `dense`, then `steps` more spread
 /// evenly up to `len - 1`.

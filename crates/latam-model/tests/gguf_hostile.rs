@@ -12,23 +12,12 @@ use candle_core::Device;
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use cap::Cap;
 use latam_core::Rng;
-use latam_core::hostile::{Outcomes, catch_panic, mutate, truncations};
+use latam_core::hostile::{Outcomes, catch_panic, mutate, truncations, within};
 use latam_model::synthetic::{random_weights, tiny_config, write_gguf};
 use latam_model::{LoadOptions, Model, ModelError};
 
 #[global_allocator]
 static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
-
-/// Runs `f` allowed `budget` bytes beyond those allocated now: past it an allocation fails,
-/// which aborts the test binary ("memory allocation of N bytes failed").
-fn within<T>(budget: usize, f: impl FnOnce() -> T) -> T {
-    ALLOC
-        .set_limit(ALLOC.allocated() + budget)
-        .expect("above what is allocated");
-    let out = f();
-    ALLOC.set_limit(usize::MAX).expect("no limit");
-    out
-}
 
 /// The synthetic model as GGUF (Q8_0), rewritten with `extra` metadata.
 fn model_bytes(dir: &Path, extra: &[(&str, gguf_file::Value)]) -> Vec<u8> {
@@ -142,7 +131,7 @@ fn hostile_headers_give_errors_not_panics() {
         std::fs::write(&path, &case).unwrap();
         outcomes.record(
             &what,
-            within(256 << 20, || catch_panic(|| load_and_run(&path))),
+            within(&ALLOC, 256 << 20, || catch_panic(|| load_and_run(&path))),
         );
     }
     let report = outcomes.report();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use cap::Cap;
 use latam_core::Rng;
-use latam_core::hostile::{Outcomes, catch_panic, mutate, truncations};
+use latam_core::hostile::{Outcomes, catch_panic, mutate, truncations, within};
 use latam_tokenize::{
     Engine, MegatronReader, MegatronWriter, TokenType, TokenizeError, Tokenizer, TrainBpeConfig,
     train_bpe, with_suffix,
@@ -17,17 +17,6 @@ use serde_json::Value;
 
 #[global_allocator]
 static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
-
-/// Runs `f` allowed `budget` bytes beyond those allocated now: past it an allocation fails,
-/// which aborts the test binary ("memory allocation of N bytes failed").
-fn within<T>(budget: usize, f: impl FnOnce() -> T) -> T {
-    ALLOC
-        .set_limit(ALLOC.allocated() + budget)
-        .expect("above what is allocated");
-    let out = f();
-    ALLOC.set_limit(usize::MAX).expect("no limit");
-    out
-}
 
 /// Real text: the first documents of the bundled sample corpus.
 fn sample_texts(n: usize) -> Vec<String> {
@@ -95,7 +84,10 @@ fn run(prefix: &Path, cases: impl Iterator<Item = (String, Vec<u8>, Vec<u8>)>) -
             std::fs::write(with_suffix(prefix, "bin"), &bin).unwrap();
             written = Some(bin);
         }
-        outcomes.record(&what, within(16 << 20, || catch_panic(|| read_all(prefix))));
+        outcomes.record(
+            &what,
+            within(&ALLOC, 16 << 20, || catch_panic(|| read_all(prefix))),
+        );
     }
     outcomes
 }
