@@ -39,6 +39,32 @@ fn fnv(h: u64, c: char) -> u64 {
     (h ^ u64::from(u32::from(c))).wrapping_mul(FNV_PRIME)
 }
 
+/// `h % buckets`, by a mask when `buckets` is a power of two (the defaults): a division
+/// costs tens of cycles, and there are several per character.
+#[derive(Clone, Copy)]
+struct Bucket {
+    buckets: u64,
+    mask: Option<u64>,
+}
+
+impl Bucket {
+    fn new(buckets: u32) -> Self {
+        let buckets = u64::from(buckets.max(1));
+        Self {
+            buckets,
+            mask: buckets.is_power_of_two().then(|| buckets - 1),
+        }
+    }
+
+    #[inline]
+    fn of(self, h: u64) -> u32 {
+        (match self.mask {
+            Some(mask) => h & mask,
+            None => h % self.buckets,
+        }) as u32
+    }
+}
+
 /// A finalizer (SplitMix64's): spreads FNV's low-entropy bits before the modulo.
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -49,6 +75,7 @@ fn mix(mut z: u64) -> u64 {
 impl FeatureConfig {
     /// Appends the features of `text` to `out`.
     pub fn features(&self, text: &str, out: &mut Vec<u32>) {
+        let bucket = Bucket::new(self.buckets);
         let mut word: Vec<char> = Vec::with_capacity(32);
         let mut words: Vec<u64> = Vec::new();
         for c in text.chars() {
@@ -59,14 +86,13 @@ impl FeatureConfig {
                     word.push(c);
                 }
             } else if !word.is_empty() {
-                self.word_features(&word, &mut words, out);
+                self.word_features(&word, bucket, &mut words, out);
                 word.clear();
             }
         }
         if !word.is_empty() {
-            self.word_features(&word, &mut words, out);
+            self.word_features(&word, bucket, &mut words, out);
         }
-        let buckets = u64::from(self.buckets.max(1));
         // Longer n-grams than there are words have no window (and a hostile model file may ask
         // for 2^64 of them).
         for n in 1..=self.word_ngrams.min(words.len()) {
@@ -74,14 +100,19 @@ impl FeatureConfig {
                 let h = gram
                     .iter()
                     .fold(n as u64, |h, &w| mix(h.rotate_left(17) ^ w));
-                out.push((h % buckets) as u32);
+                out.push(bucket.of(h));
             }
         }
     }
 
     /// The character n-grams of `<word>`, and the word's hash for the word n-grams.
-    fn word_features(&self, word: &[char], words: &mut Vec<u64>, out: &mut Vec<u32>) {
-        let buckets = u64::from(self.buckets.max(1));
+    fn word_features(
+        &self,
+        word: &[char],
+        bucket: Bucket,
+        words: &mut Vec<u64>,
+        out: &mut Vec<u32>,
+    ) {
         words.push(mix(word.iter().fold(FNV_OFFSET, |h, &c| fnv(h, c))));
         if self.min_char_ngram == 0 {
             return;
@@ -100,7 +131,7 @@ impl FeatureConfig {
                 if n < self.min_char_ngram || (n == 1 && (start == 0 || start == len - 1)) {
                     continue;
                 }
-                out.push((mix(h ^ (n as u64) << 56) % buckets) as u32);
+                out.push(bucket.of(mix(h ^ (n as u64) << 56)));
             }
         }
     }
@@ -126,5 +157,16 @@ mod tests {
         config.features("ñandú ave", &mut g);
         assert_eq!(f, g, "case and punctuation do not matter");
         assert!(f.iter().all(|&x| x < config.buckets));
+    }
+
+    #[test]
+    fn buckets_are_the_remainder() {
+        for buckets in [1u32 << 18, 1000, 1] {
+            let bucket = Bucket::new(buckets);
+            for i in 0..10_000u64 {
+                let h = mix(i);
+                assert_eq!(u64::from(bucket.of(h)), h % u64::from(buckets));
+            }
+        }
     }
 }

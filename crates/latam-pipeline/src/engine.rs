@@ -41,6 +41,9 @@ use crate::{PipelineError, Progress, ProgressUpdate};
 const BATCH_DOCS: usize = 256;
 /// Largest batch: text bytes.
 const BATCH_BYTES: usize = 4 << 20;
+/// Batches of a wave, per worker: the workers wait for each other once or twice a wave, so
+/// larger waves leave them idle less often.
+const WAVE_BATCHES_PER_WORKER: usize = 4;
 
 /// What to run the pipeline over, and how.
 pub struct RunOptions {
@@ -496,37 +499,33 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Runs the anonymizer over the documents of a wave rejected before it reached them, so
+    /// Runs the anonymizer over the documents of a batch rejected before it reached them, so
     /// that `rejected/` holds no more personal data than `documents/` (and nor does the spool).
     /// Counts what it finds as the anonymizer's `findings_in_rejected`. Only `stages` that are
     /// present are used: a scan that stops before the anonymizer leaves the work to a later
     /// pass.
-    pub(crate) fn redact_rejected(&self, wave: &mut [Batch], stages: &[Stage]) {
+    pub(crate) fn redact_rejected(&self, batch: &mut Batch, stages: &[Stage]) {
         let Some(a) = self.anonymizer.filter(|_| self.output.write_rejected) else {
             return;
         };
         let Some(Stage::Map(anonymizer)) = stages.get(a) else {
             return;
         };
-        self.pool.install(|| {
-            wave.par_iter_mut().for_each(|batch| {
-                let mut tally = std::mem::take(&mut batch.stats.steps[a].findings_in_rejected);
-                for slot in &mut batch.slots {
-                    if let Slot::Doc {
-                        doc,
-                        fate: Fate::Rejected { step, redacted },
-                        ..
-                    } = slot
-                        && *step < a
-                        && !*redacted
-                    {
-                        anonymizer.process_tallied(doc, &mut tally);
-                        *redacted = true;
-                    }
-                }
-                batch.stats.steps[a].findings_in_rejected = tally;
-            });
-        });
+        let mut tally = std::mem::take(&mut batch.stats.steps[a].findings_in_rejected);
+        for slot in &mut batch.slots {
+            if let Slot::Doc {
+                doc,
+                fate: Fate::Rejected { step, redacted },
+                ..
+            } = slot
+                && *step < a
+                && !*redacted
+            {
+                anonymizer.process_tallied(doc, &mut tally);
+                *redacted = true;
+            }
+        }
+        batch.stats.steps[a].findings_in_rejected = tally;
     }
 
     /// Parses the records of a batch, or decodes a spooled one (in a worker).
@@ -609,9 +608,10 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Runs ordered step `index`: keys in parallel, verdicts in corpus order. Appends the keys
-    /// shown to the step to the shard's `log`; returns the seconds spent.
-    fn run_ordered_step(
+    /// Gives the verdicts of ordered step `index` in corpus order, from the keys its workers
+    /// computed. Appends the keys shown to the step to the shard's `log`; returns the seconds
+    /// spent.
+    fn admit_keys(
         &self,
         wave: &mut [Batch],
         stages: &mut [Stage],
@@ -619,25 +619,6 @@ impl<'a> Context<'a> {
         log: &mut Vec<u128>,
     ) -> f64 {
         let t = Instant::now();
-        let Stage::Ordered(step) = &stages[index] else {
-            unreachable!("an ordered step")
-        };
-        self.pool.install(|| {
-            wave.par_iter_mut().for_each(|b| {
-                b.keys = b
-                    .slots
-                    .iter()
-                    .filter_map(|s| match s {
-                        Slot::Doc {
-                            doc,
-                            fate: Fate::Alive,
-                            ..
-                        } => Some(step.key(doc)),
-                        _ => None,
-                    })
-                    .collect();
-            });
-        });
         let Stage::Ordered(step) = &mut stages[index] else {
             unreachable!("an ordered step")
         };
@@ -657,7 +638,7 @@ impl<'a> Context<'a> {
         &self,
         rx: &Receiver<RawBatch>,
     ) -> Option<Result<Vec<Batch>, PipelineError>> {
-        let wave_size = self.pool.current_num_threads() * 2;
+        let wave_size = self.pool.current_num_threads() * WAVE_BATCHES_PER_WORKER;
         let mut raw = vec![rx.recv().ok()?];
         while raw.len() < wave_size && !raw.last().is_some_and(|b| b.last_in_shard) {
             match rx.recv() {
@@ -671,16 +652,19 @@ impl<'a> Context<'a> {
         )
     }
 
-    /// Runs `stages[range]` over a wave: map and corpus-wide steps in parallel, ordered steps
-    /// in corpus order between them (their keys appended to `logs`, one list per ordered step
-    /// of the whole pipeline).
-    pub(crate) fn run_steps(
+    /// Runs `stages[range]` over a wave: map and corpus-wide steps in parallel, each batch
+    /// going on to the keys of the next ordered step; the ordered steps' verdicts in corpus
+    /// order between them (their keys appended to `logs`, one list per ordered step of the
+    /// whole pipeline). `finish` runs on each batch, in the same parallel pass, once it is
+    /// through `range`.
+    pub(crate) fn run_steps<T: Send>(
         &self,
         wave: &mut [Batch],
         stages: &mut [Stage],
         range: Range<usize>,
         logs: &mut [Vec<u128>],
-    ) {
+        finish: impl Fn(&mut Batch, &[Stage]) -> T + Sync,
+    ) -> Vec<T> {
         let ordered = ordered_steps(stages);
         let mut start = range.start;
         let boundaries = ordered
@@ -691,17 +675,29 @@ impl<'a> Context<'a> {
             .chain(std::iter::once((None, range.end)));
         for (k, boundary) in boundaries {
             let shared: &[Stage] = stages;
+            let Some(k) = k else {
+                return self.pool.install(|| {
+                    wave.par_iter_mut()
+                        .map(|b| {
+                            self.run_map_steps(b, shared, start..boundary);
+                            finish(b, shared)
+                        })
+                        .collect()
+                });
+            };
             self.pool.install(|| {
-                wave.par_iter_mut()
-                    .for_each(|b| self.run_map_steps(b, shared, start..boundary));
+                wave.par_iter_mut().for_each(|b| {
+                    self.run_map_steps(b, shared, start..boundary);
+                    compute_keys(b, shared, boundary);
+                });
             });
-            let Some(k) = k else { break };
-            let t = self.run_ordered_step(wave, stages, boundary, &mut logs[k]);
+            let t = self.admit_keys(wave, stages, boundary, &mut logs[k]);
             if let Some(first) = wave.first_mut() {
                 first.stats.steps[boundary].time_s += t;
             }
             start = boundary + 1;
         }
+        unreachable!("the range's end is the last boundary")
     }
 
     /// The main loop: waves of batches through `stages[start..]`, then to the writer. Returns
@@ -722,39 +718,34 @@ impl<'a> Context<'a> {
         while let Some(wave) = self.next_wave(rx) {
             let mut wave = wave?;
             let end = stages.len();
-            self.run_steps(&mut wave, stages, start..end, &mut shard_keys);
-            self.redact_rejected(&mut wave, stages);
-            for batch in &mut wave {
-                for slot in &batch.slots {
-                    if let Slot::Doc {
-                        doc,
-                        read_bytes,
-                        fate,
-                        ..
-                    } = slot
-                    {
-                        let is_kept = matches!(fate, Fate::Alive);
-                        batch.stats.count_document(doc, *read_bytes, is_kept);
-                        docs += 1;
-                        bytes += read_bytes;
-                        kept += u64::from(is_kept);
-                    }
-                }
+            // Each batch, once through the steps, is redacted, counted and encoded by the
+            // worker that ran them.
+            let encoded = self.run_steps(
+                &mut wave,
+                stages,
+                start..end,
+                &mut shard_keys,
+                |batch, stages| {
+                    self.redact_rejected(batch, stages);
+                    let counts = count_documents(batch);
+                    (counts, self.encode(batch))
+                },
+            );
+            for (batch, (counts, message)) in wave.iter().zip(encoded) {
                 shard_stats.merge(&batch.stats);
-            }
-            let encoded: Vec<_> = self
-                .pool
-                .install(|| wave.into_par_iter().map(|b| self.encode(b)).collect());
-            for (shard, last_in_shard, message) in encoded {
+                docs += counts.0;
+                bytes += counts.1;
+                kept += counts.2;
                 if tx.send(message?).is_err() {
                     return Ok(shards);
                 }
-                if last_in_shard {
+                if batch.last_in_shard {
                     let stats = Box::new(std::mem::replace(
                         &mut shard_stats,
                         RunStats::new(self.step_ids),
                     ));
                     let keys = std::mem::replace(&mut shard_keys, vec![Vec::new(); ordered]);
+                    let shard = batch.shard;
                     if tx.send(WriterMsg::EndShard { shard, stats, keys }).is_err() {
                         return Ok(shards);
                     }
@@ -766,13 +757,13 @@ impl<'a> Context<'a> {
         Ok(shards)
     }
 
-    /// Turns a processed batch into the writer's message (in a worker): JSONL documents are
-    /// serialized and compressed here, one block per target part.
-    fn encode(&self, batch: Batch) -> (usize, bool, Result<WriterMsg, PipelineError>) {
-        let (shard, last) = (batch.shard, batch.last_in_shard);
+    /// Turns a processed batch into the writer's message (in a worker), taking its slots:
+    /// JSONL documents are serialized and compressed here, one block per target part.
+    fn encode(&self, batch: &mut Batch) -> Result<WriterMsg, PipelineError> {
+        let shard = batch.shard;
         let mut errors = Vec::new();
         let mut docs = Vec::with_capacity(batch.slots.len());
-        for slot in batch.slots {
+        for slot in std::mem::take(&mut batch.slots) {
             match slot {
                 Slot::Error(e) => errors.push(e),
                 Slot::Doc {
@@ -783,15 +774,11 @@ impl<'a> Context<'a> {
             }
         }
         if self.output.format == OutputFormat::Parquet {
-            return (
+            return Ok(WriterMsg::Batch {
                 shard,
-                last,
-                Ok(WriterMsg::Batch {
-                    shard,
-                    payload: Payload::Docs(docs),
-                    errors,
-                }),
-            );
+                payload: Payload::Docs(docs),
+                errors,
+            });
         }
         let mut targets: BTreeMap<Option<usize>, Vec<&Document>> = BTreeMap::new();
         for slot in &docs {
@@ -811,13 +798,56 @@ impl<'a> Context<'a> {
                 })
             })
             .collect::<Result<Vec<_>, PipelineError>>();
-        let message = blocks.map(|blocks| WriterMsg::Batch {
+        blocks.map(|blocks| WriterMsg::Batch {
             shard,
             payload: Payload::Blocks(blocks),
             errors,
-        });
-        (shard, last, message)
+        })
     }
+}
+
+/// The keys of ordered step `index` for the live documents of a batch (in a worker), timed
+/// as the step's worker time.
+fn compute_keys(batch: &mut Batch, stages: &[Stage], index: usize) {
+    let t = Instant::now();
+    let Stage::Ordered(step) = &stages[index] else {
+        unreachable!("an ordered step")
+    };
+    batch.keys = batch
+        .slots
+        .iter()
+        .filter_map(|s| match s {
+            Slot::Doc {
+                doc,
+                fate: Fate::Alive,
+                ..
+            } => Some(step.key(doc)),
+            _ => None,
+        })
+        .collect();
+    batch.stats.steps[index].time_s += t.elapsed().as_secs_f64();
+}
+
+/// Counts the documents of a processed batch in its statistics; returns (documents, bytes
+/// read, documents kept).
+fn count_documents(batch: &mut Batch) -> (u64, u64, u64) {
+    let (mut docs, mut bytes, mut kept) = (0u64, 0u64, 0u64);
+    for slot in &batch.slots {
+        if let Slot::Doc {
+            doc,
+            read_bytes,
+            fate,
+            ..
+        } = slot
+        {
+            let is_kept = matches!(fate, Fate::Alive);
+            batch.stats.count_document(doc, *read_bytes, is_kept);
+            docs += 1;
+            bytes += read_bytes;
+            kept += u64::from(is_kept);
+        }
+    }
+    (docs, bytes, kept)
 }
 
 /// Gives every live document of a batch, in order, the verdict of step `step`: counts it and

@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use crossbeam_channel::{Sender, bounded};
 use latam_core::{CorpusStep, Document, Position};
-use rayon::prelude::*;
 
 use crate::config::PipelineConfig;
 use crate::engine::{
@@ -242,18 +241,20 @@ fn scan(
                     break;
                 }
             };
-            context.run_steps(&mut wave, before, pass.start..step, &mut logs);
-            context.redact_rejected(&mut wave, before);
-            if let Some(out) = pass.spool.as_mut() {
-                result = result.and_then(|()| spool_wave(context, &wave, out));
-            }
+            let spooling = pass.spool.is_some();
             let shared: &dyn CorpusStep = corpus;
-            let sketches: Vec<Vec<Vec<u64>>> = context.pool.install(|| {
-                wave.par_iter()
-                    .map(|b| live_docs(b).map(|(doc, _)| shared.sketch(doc)).collect())
-                    .collect()
-            });
-            for (batch, sketches) in wave.iter().zip(sketches) {
+            let done = context.run_steps(
+                &mut wave,
+                before,
+                pass.start..step,
+                &mut logs,
+                |batch, stages| finish_batch(context, batch, stages, spooling, shared),
+            );
+            for (batch, Scanned { frame, sketches }) in wave.iter().zip(done) {
+                if let (Some(out), Some(frame)) = (pass.spool.as_mut(), frame) {
+                    result =
+                        result.and_then(|()| out.append(batch.shard, batch.last_in_shard, &frame?));
+                }
                 for ((doc, at), sketch) in live_docs(batch).zip(sketches) {
                     result =
                         result.and_then(|()| corpus.observe(at, &doc.id, sketch).map_err(failed));
@@ -304,26 +305,32 @@ fn scan(
     Ok(())
 }
 
-/// Appends a wave to the spool: batches compressed in parallel, written in order.
-fn spool_wave(
+/// A batch through the steps of a scan, in the worker that ran them: redacted, spooled (its
+/// frame, when `spooling`) and sketched for the corpus-wide step.
+fn finish_batch(
     context: &Context,
-    wave: &[Batch],
-    out: &mut SpoolWriter,
-) -> Result<(), PipelineError> {
-    let frames: Vec<Result<Vec<u8>, PipelineError>> = context.pool.install(|| {
-        wave.par_iter()
-            .map(|b| {
-                spool::encode(&SpooledRef {
-                    slots: &b.slots,
-                    stats: &b.stats,
-                })
-            })
-            .collect()
+    batch: &mut Batch,
+    stages: &[Stage],
+    spooling: bool,
+    step: &dyn CorpusStep,
+) -> Scanned {
+    context.redact_rejected(batch, stages);
+    let frame = spooling.then(|| {
+        spool::encode(&SpooledRef {
+            slots: &batch.slots,
+            stats: &batch.stats,
+        })
     });
-    for (batch, frame) in wave.iter().zip(frames) {
-        out.append(batch.shard, batch.last_in_shard, &frame?)?;
-    }
-    Ok(())
+    let sketches = live_docs(batch).map(|(doc, _)| step.sketch(doc)).collect();
+    Scanned { frame, sketches }
+}
+
+/// What a worker hands back of a scanned batch.
+struct Scanned {
+    /// The spool frame, when spooling.
+    frame: Option<Result<Vec<u8>, PipelineError>>,
+    /// A sketch per live document, in order.
+    sketches: Vec<Vec<u64>>,
 }
 
 /// The documents of a batch still alive, with their positions.

@@ -81,6 +81,10 @@ impl Normalize {
         clean_chars(&text, c, &mut out);
         // Characters below U+0300 are all in NFC and NFKC with combining class 0, so only the
         // others are checked: leaving such characters out can only make the check stricter.
+        // Their UTF-8 starts with a byte of 0xCC or above, which most texts lack altogether.
+        if !out.bytes().any(|b| b >= 0xcc) {
+            return out;
+        }
         let may_change = || out.chars().filter(|&ch| ch >= '\u{300}');
         match c.form {
             UnicodeForm::Nfc if is_nfc_quick(may_change()) != IsNormalized::Yes => {

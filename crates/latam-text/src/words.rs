@@ -12,6 +12,37 @@ pub struct Token<'a> {
     pub is_word: bool,
     /// Whether it holds at least one letter.
     pub has_alpha: bool,
+    /// Its length in characters (code points).
+    pub chars: u32,
+}
+
+/// Where the tokenizer puts its tokens: a list, or a count.
+pub trait TokenSink<'a> {
+    /// Takes one token.
+    fn push(&mut self, token: Token<'a>);
+}
+
+impl<'a> TokenSink<'a> for Vec<Token<'a>> {
+    fn push(&mut self, token: Token<'a>) {
+        Vec::push(self, token);
+    }
+}
+
+/// Counts tokens without keeping them.
+#[derive(Debug, Default)]
+pub struct TokenCount(pub usize);
+
+impl TokenSink<'_> for TokenCount {
+    fn push(&mut self, _: Token<'_>) {
+        self.0 += 1;
+    }
+}
+
+/// The number of tokens of a text.
+pub fn count_tokens(text: &str) -> usize {
+    let mut count = TokenCount(0);
+    tokenize_into(text, &mut count);
+    count.0
 }
 
 const ALNUM: u8 = 1;
@@ -44,8 +75,13 @@ const CLASS: [u8; 256] = {
 
 /// Splits a text into tokens.
 pub fn tokenize<'a>(text: &'a str, out: &mut Vec<Token<'a>>) {
+    out.reserve(text.len() / 5);
+    tokenize_into(text, out);
+}
+
+/// Splits a text into tokens, handing each to `out`.
+pub fn tokenize_into<'a>(text: &'a str, out: &mut impl TokenSink<'a>) {
     let bytes = text.as_bytes();
-    out.reserve(bytes.len() / 5);
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -64,6 +100,7 @@ pub fn tokenize<'a>(text: &'a str, out: &mut Vec<Token<'a>>) {
                 text: &text[start..i],
                 is_word: false,
                 has_alpha: false,
+                chars: (i - start) as u32,
             });
         } else if latin_letter(bytes, i) {
             i = word(text, i, out);
@@ -83,6 +120,7 @@ pub fn tokenize<'a>(text: &'a str, out: &mut Vec<Token<'a>>) {
                     text: &text[start..i],
                     is_word: false,
                     has_alpha: false,
+                    chars: ((i - start) / c.len_utf8()) as u32,
                 });
             }
         }
@@ -116,10 +154,13 @@ fn alphanumeric_at(text: &str, i: usize) -> bool {
 }
 
 /// Reads the word starting at `start` (a letter or digit); returns where it ends.
-fn word<'a>(text: &'a str, start: usize, out: &mut Vec<Token<'a>>) -> usize {
+fn word<'a>(text: &'a str, start: usize, out: &mut impl TokenSink<'a>) -> usize {
     let bytes = text.as_bytes();
     let mut i = start;
     let mut classes = 0u8;
+    // Bytes that are not a character of their own: the second of Latin letters and the
+    // continuation bytes of other characters.
+    let mut extra = 0;
     while i < bytes.len() {
         let b = bytes[i];
         let class = CLASS[b as usize];
@@ -138,25 +179,26 @@ fn word<'a>(text: &'a str, start: usize, out: &mut Vec<Token<'a>>) -> usize {
         } else if latin_letter(bytes, i) {
             classes |= ALPHA;
             i += 2;
+            extra += 1;
         } else {
             let c = char_at(text, i);
             if is_alphabetic(c) {
                 classes |= ALPHA;
-                i += c.len_utf8();
-            } else if c.is_numeric()
+            } else if !(c.is_numeric()
                 || is_mark(c)
-                || (matches!(c, '’' | '·') && alphanumeric_at(text, i + c.len_utf8()))
+                || (matches!(c, '’' | '·') && alphanumeric_at(text, i + c.len_utf8())))
             {
-                i += c.len_utf8();
-            } else {
                 break;
             }
+            i += c.len_utf8();
+            extra += c.len_utf8() - 1;
         }
     }
     out.push(Token {
         text: &text[start..i],
         is_word: true,
         has_alpha: classes & ALPHA != 0,
+        chars: (i - start - extra) as u32,
     });
     i
 }
@@ -209,6 +251,17 @@ mod tests {
             ]
         );
         assert_eq!(texts("fin. Otro"), ["fin", ".", "Otro"]);
+    }
+
+    #[test]
+    fn counts_characters_and_tokens() {
+        let text = "¿Dónde está d'Ávila? Ñandú—ñandú… 3,5% Σοφία 東京 e\u{301}xito";
+        let mut out = Vec::new();
+        tokenize(text, &mut out);
+        for t in &out {
+            assert_eq!(t.chars as usize, t.text.chars().count(), "{:?}", t.text);
+        }
+        assert_eq!(count_tokens(text), out.len());
     }
 
     #[test]

@@ -17,9 +17,21 @@ pub fn word_hashes(text: &str, words: &mut Vec<u64>) {
             word.clear();
         }
     };
+    let latin = latin_table();
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
+        if b.is_ascii_alphabetic() {
+            // A run of ASCII letters at once.
+            let end = bytes[i..]
+                .iter()
+                .position(|b| !b.is_ascii_alphabetic())
+                .map_or(bytes.len(), |n| i + n);
+            word.extend(bytes[i..end].iter().map(u8::to_ascii_lowercase));
+            in_number = false;
+            i = end;
+            continue;
+        }
         if b.is_ascii() {
             i += 1;
             if b.is_ascii_digit() {
@@ -27,9 +39,6 @@ pub fn word_hashes(text: &str, words: &mut Vec<u64>) {
                     word.push(b'0');
                     in_number = true;
                 }
-            } else if b.is_ascii_alphabetic() {
-                word.push(b.to_ascii_lowercase());
-                in_number = false;
             } else if in_number
                 && (b == b'.' || b == b',')
                 && bytes.get(i).is_some_and(u8::is_ascii_digit)
@@ -43,22 +52,95 @@ pub fn word_hashes(text: &str, words: &mut Vec<u64>) {
         }
         let ch = text[i..].chars().next().expect("index on a char boundary");
         i += ch.len_utf8();
-        if ch.is_numeric() {
-            if !in_number {
-                word.push(b'0');
-                in_number = true;
+        let class = match latin.get((ch as usize).wrapping_sub(LATIN_START)) {
+            Some(class) => *class,
+            None => CharClass::of(ch),
+        };
+        match class {
+            CharClass::Number => {
+                if !in_number {
+                    word.push(b'0');
+                    in_number = true;
+                }
             }
-        } else if ch.is_alphanumeric() {
-            in_number = false;
-            push_folded(ch, &mut word);
-        } else if is_combining_mark(ch) {
-            // A mark written apart from its letter: dropped, as the marks of composed letters.
-        } else {
-            in_number = false;
-            flush(&mut word);
+            CharClass::Letter(folded, len) => {
+                in_number = false;
+                word.extend_from_slice(&folded[..usize::from(len)]);
+            }
+            CharClass::Other(ch) => {
+                in_number = false;
+                push_folded(ch, &mut word);
+            }
+            CharClass::Mark => {
+                // A mark written apart from its letter: dropped, as the marks of composed letters.
+            }
+            CharClass::Break => {
+                in_number = false;
+                flush(&mut word);
+            }
         }
     }
     flush(&mut word);
+}
+
+/// What a character does to the normalized words.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum CharClass {
+    /// A digit of any script: part of a number.
+    Number,
+    /// A letter whose folded form fits in 8 bytes (the table of Latin letters).
+    Letter([u8; 8], u8),
+    /// Another letter or digit-like character, folded as it comes.
+    Other(char),
+    /// A combining mark: dropped.
+    Mark,
+    /// Punctuation, symbols, spaces: a word break.
+    Break,
+}
+
+impl CharClass {
+    fn of(ch: char) -> Self {
+        if ch.is_numeric() {
+            Self::Number
+        } else if ch.is_alphanumeric() {
+            Self::Other(ch)
+        } else if is_combining_mark(ch) {
+            Self::Mark
+        } else {
+            Self::Break
+        }
+    }
+}
+
+/// The characters of the Latin-1 Supplement and Latin Extended-A/B (U+0080..U+024F): most
+/// non-ASCII characters of the region's text, classified and folded once.
+const LATIN_START: usize = 0x80;
+const LATIN_END: usize = 0x250;
+
+fn latin_table() -> &'static [CharClass] {
+    static TABLE: std::sync::LazyLock<Vec<CharClass>> = std::sync::LazyLock::new(|| {
+        (LATIN_START..LATIN_END)
+            .map(|cp| {
+                let ch = char::from_u32(cp as u32).expect("a scalar value");
+                match CharClass::of(ch) {
+                    CharClass::Other(ch) => {
+                        let mut folded = Vec::new();
+                        push_folded(ch, &mut folded);
+                        let mut bytes = [0u8; 8];
+                        match bytes.get_mut(..folded.len()) {
+                            Some(prefix) => {
+                                prefix.copy_from_slice(&folded);
+                                CharClass::Letter(bytes, folded.len() as u8)
+                            }
+                            None => CharClass::Other(ch),
+                        }
+                    }
+                    class => class,
+                }
+            })
+            .collect()
+    });
+    &TABLE
 }
 
 /// Appends the lowercase letter without its marks: `É` → `e`, `ñ` → `n`, `ﬁ` → `fi`.
@@ -110,6 +192,29 @@ mod tests {
         assert_eq!(words("covid-19 e\u{301}xito"), words("covid 0 exito"));
         assert_eq!(words("  ...  "), Vec::<u64>::new());
         assert_ne!(words("casa"), words("cosa"));
+    }
+
+    #[test]
+    fn the_latin_table_folds_as_the_character_functions_do() {
+        // The table against the functions it caches, over every character it holds, in a word.
+        for cp in LATIN_START..LATIN_END {
+            let ch = char::from_u32(cp as u32).unwrap();
+            let text = format!("a{ch}b");
+            let mut expected = vec![b'a'];
+            match CharClass::of(ch) {
+                CharClass::Number => expected.push(b'0'),
+                CharClass::Other(ch) => push_folded(ch, &mut expected),
+                CharClass::Mark => {}
+                CharClass::Letter(..) => unreachable!("of() never folds"),
+                CharClass::Break => {
+                    assert_eq!(words(&text), [xxh3_64(b"a"), xxh3_64(b"b")], "{ch:?}");
+                    continue;
+                }
+            }
+            expected.push(b'b');
+            assert_eq!(words(&text), [xxh3_64(&expected)], "{ch:?}");
+        }
+        assert_eq!(words("Ñandú ÀÉÎÕÜ ǅ"), words("nandu aeiou dz"));
     }
 
     #[test]

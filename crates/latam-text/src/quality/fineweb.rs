@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::gopher::char_count;
 use super::{duplicates, ends_with_terminal_punct};
-use crate::words::tokenize;
+use crate::words::count_tokens;
 
 /// FineWeb rules. A threshold of 0 turns its rule off.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,11 +69,7 @@ impl FineWebConfig {
             }
         }
         if self.new_line_ratio > 0.0 {
-            let tokens = tokens.unwrap_or_else(|| {
-                let mut list = Vec::new();
-                tokenize(text, &mut list);
-                list.len()
-            });
+            let tokens = tokens.unwrap_or_else(|| count_tokens(text));
             let newlines = text.bytes().filter(|&b| b == b'\n').count();
             if tokens > 0 && newlines as f64 / tokens as f64 > self.new_line_ratio {
                 return Some("list_ratio");

@@ -81,7 +81,7 @@ impl GopherQualityConfig {
         for t in tokens {
             if t.is_word {
                 n_words += 1;
-                word_chars += char_count(t.text);
+                word_chars += t.chars as usize;
             }
             n_alpha += usize::from(t.has_alpha);
         }
