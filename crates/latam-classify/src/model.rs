@@ -102,36 +102,54 @@ pub struct Classifier {
 #[derive(Debug, Clone)]
 enum Rows {
     F32(Vec<f32>),
-    Q8 { scales: Vec<f32>, values: Vec<i8> },
+    /// Per row, its scale (`f32`, little-endian) and then its `dim` values (`i8`): one place
+    /// in memory to fetch per feature.
+    Q8(Vec<u8>),
 }
 
 impl Rows {
     /// Rows rounded to 8 bits: the model in memory holds what its file holds, and predicts as
     /// the one read back.
     fn quantized(rows: &[f32], dim: usize) -> Self {
-        let (mut scales, mut values) = (Vec::new(), Vec::with_capacity(rows.len()));
+        let mut packed = Vec::with_capacity(rows.len() / dim * (dim + 4));
         for row in rows.chunks_exact(dim) {
             let (scale, q) = quantize(row);
-            scales.push(scale);
-            values.extend(q);
+            packed.extend_from_slice(&scale.to_le_bytes());
+            packed.extend(q.iter().map(|v| v.cast_unsigned()));
         }
-        Self::Q8 { scales, values }
+        Self::Q8(packed)
+    }
+
+    /// Row `row` of 8-bit rows: its scale and values.
+    fn q8_row(packed: &[u8], row: usize, dim: usize) -> (f32, &[u8]) {
+        let record = &packed[row * (dim + 4)..(row + 1) * (dim + 4)];
+        let (scale, values) = record.split_at(4);
+        (
+            f32::from_le_bytes(scale.try_into().expect("4 bytes")),
+            values,
+        )
     }
 
     /// Adds row `row` (from 0) to `acc`, from column `start` on for `acc.len()` columns.
-    #[inline]
+    #[allow(
+        clippy::inline_always,
+        reason = "pulp applies the CPU features only to code inlined into its dispatch"
+    )]
+    #[inline(always)]
     fn add_to(&self, row: usize, dim: usize, start: usize, acc: &mut [f32]) {
-        let (at, end) = (row * dim + start, row * dim + start + acc.len());
+        let width = acc.len();
         match self {
-            Self::F32(rows) => acc
-                .iter_mut()
-                .zip(&rows[at..end])
-                .for_each(|(h, r)| *h += r),
-            Self::Q8 { scales, values } => {
-                let scale = scales[row];
+            Self::F32(rows) => {
+                let at = row * dim + start;
                 acc.iter_mut()
-                    .zip(&values[at..end])
-                    .for_each(|(h, q)| *h += f32::from(*q) * scale);
+                    .zip(&rows[at..at + width])
+                    .for_each(|(h, r)| *h += r);
+            }
+            Self::Q8(packed) => {
+                let (scale, values) = Self::q8_row(packed, row, dim);
+                acc.iter_mut()
+                    .zip(&values[start..start + width])
+                    .for_each(|(h, q)| *h += f32::from(q.cast_signed()) * scale);
             }
         }
     }
@@ -139,6 +157,42 @@ impl Rows {
 
 /// Columns of the hidden vector summed at a time, in registers.
 const LANES: usize = 16;
+
+/// `hidden = Σ rows[known]`, 16 columns at a time in registers (each column adds its rows in
+/// feature order, whatever the width), compiled for the widest SIMD the CPU has.
+struct SumRows<'a> {
+    rows: &'a Rows,
+    known: &'a [usize],
+    dim: usize,
+    hidden: &'a mut [f32],
+}
+
+impl pulp::WithSimd for SumRows<'_> {
+    type Output = ();
+
+    #[allow(
+        clippy::inline_always,
+        reason = "pulp applies the CPU features only to code inlined into its dispatch"
+    )]
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        for (c, out) in self.hidden.chunks_mut(LANES).enumerate() {
+            let mut acc = [0.0f32; LANES];
+            if out.len() == LANES {
+                // A constant width: the sum stays in registers.
+                for &row in self.known {
+                    self.rows.add_to(row, self.dim, c * LANES, &mut acc);
+                }
+            } else {
+                for &row in self.known {
+                    self.rows
+                        .add_to(row, self.dim, c * LANES, &mut acc[..out.len()]);
+                }
+            }
+            out.copy_from_slice(&acc[..out.len()]);
+        }
+    }
+}
 
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
@@ -336,8 +390,7 @@ impl Classifier {
         let dim = self.header.config.dim;
         let mut features = Vec::new();
         self.header.config.features.features(text, &mut features);
-        // The rows of the known features, then their sum, 16 columns at a time in registers
-        // (each column adds its rows in feature order, whatever the width).
+        // The rows of the known features, then their sum.
         let known: Vec<usize> = features
             .iter()
             .filter_map(|&f| match self.index[f as usize] {
@@ -349,14 +402,12 @@ impl Classifier {
             return None;
         }
         let mut hidden = vec![0.0f32; dim];
-        for (c, out) in hidden.chunks_mut(LANES).enumerate() {
-            let mut acc = [0.0f32; LANES];
-            let acc = &mut acc[..out.len()];
-            for &row in &known {
-                self.rows.add_to(row, dim, c * LANES, acc);
-            }
-            out.copy_from_slice(acc);
-        }
+        pulp::Arch::new().dispatch(SumRows {
+            rows: &self.rows,
+            known: &known,
+            dim,
+            hidden: &mut hidden,
+        });
         for h in &mut hidden {
             *h /= known.len() as f32;
         }
@@ -407,13 +458,8 @@ impl Classifier {
             let row = row as usize - 1;
             let start = row * dim;
             match &self.rows {
-                Rows::Q8 { scales, values } => {
-                    out.write_all(&scales[row].to_le_bytes())?;
-                    let q: Vec<u8> = values[start..start + dim]
-                        .iter()
-                        .map(|&v| v.cast_unsigned())
-                        .collect();
-                    out.write_all(&q)?;
+                Rows::Q8(packed) => {
+                    out.write_all(&packed[row * (dim + 4)..(row + 1) * (dim + 4)])?;
                 }
                 Rows::F32(rows) => {
                     for v in &rows[start..start + dim] {
@@ -495,10 +541,7 @@ impl Classifier {
         }
         let mut index = vec![0u32; buckets];
         let mut rows = if quantize {
-            Rows::Q8 {
-                scales: Vec::with_capacity(used),
-                values: Vec::with_capacity(used * dim),
-            }
+            Rows::Q8(Vec::with_capacity(used * (dim + 4)))
         } else {
             Rows::F32(Vec::with_capacity(used * dim))
         };
@@ -510,10 +553,7 @@ impl Classifier {
                 None => return Err(bad("a row outside the buckets")),
             }
             match &mut rows {
-                Rows::Q8 { scales, values } => {
-                    scales.push(input.f32()?);
-                    values.extend(input.take(dim)?.iter().map(|v| v.cast_signed()));
-                }
+                Rows::Q8(packed) => packed.extend_from_slice(input.take(dim + 4)?),
                 Rows::F32(rows) => rows.extend(input.f32s(dim)?),
             }
         }
@@ -625,6 +665,11 @@ mod tests {
         for e in examples() {
             assert_eq!(model.probabilities(&e.text), back.probabilities(&e.text));
         }
+        assert_eq!(
+            back.to_bytes(),
+            bytes,
+            "read back, the model writes the same bytes"
+        );
         assert_eq!(back.header().card, "test");
         assert!(model.predict("", 1).is_empty());
     }

@@ -178,6 +178,10 @@ struct MinOver<'a> {
 impl pulp::WithSimd for MinOver<'_> {
     type Output = ();
 
+    #[allow(
+        clippy::inline_always,
+        reason = "pulp applies the CPU features only to code inlined into its dispatch"
+    )]
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         const LANES: usize = 8;

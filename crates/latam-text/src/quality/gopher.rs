@@ -407,10 +407,18 @@ fn top_grams_within(
     sketch.clear();
     sketch.resize(width * 2, 0);
     let slots = |h: u64| ((h & mask) as usize, width + ((h >> 32) & mask) as usize);
-    for &h in hashes {
+    // The largest counter of the first row and the longest n-gram bound every product: when
+    // their product stays within the limit (most documents), no n-gram is looked at again.
+    let (mut top_count, mut longest) = (0u32, 0usize);
+    for (i, &h) in hashes.iter().enumerate() {
         let (a, b) = slots(h);
         sketch[a] += 1;
         sketch[b] += 1;
+        top_count = top_count.max(sketch[a]);
+        longest = longest.max(gram_len(i));
+    }
+    if top_count < 2 || (longest as f64) * f64::from(top_count) <= max_chars {
+        return true;
     }
     hashes.iter().enumerate().all(|(i, &h)| {
         let (a, b) = slots(h);
