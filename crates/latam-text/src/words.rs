@@ -209,13 +209,22 @@ fn is_alphabetic(c: char) -> bool {
     match c {
         '×' | '÷' => false,
         'À'..='ɏ' => true,
+        GENERAL_PUNCTUATION_START..=GENERAL_PUNCTUATION_END => false,
         _ => c.is_alphabetic(),
     }
 }
 
 fn is_alphanumeric(c: char) -> bool {
-    is_alphabetic(c) || c.is_numeric()
+    match c {
+        GENERAL_PUNCTUATION_START..=GENERAL_PUNCTUATION_END => false,
+        _ => is_alphabetic(c) || c.is_numeric(),
+    }
 }
+
+/// General Punctuation (dashes, quotes, the ellipsis, Unicode spaces): no letter or digit, and
+/// common enough in the region's text to skip the Unicode tables for.
+const GENERAL_PUNCTUATION_START: char = '\u{2000}';
+const GENERAL_PUNCTUATION_END: char = '\u{206f}';
 
 /// Combining marks (accents written as separate code points before NFC).
 fn is_mark(c: char) -> bool {
@@ -262,6 +271,13 @@ mod tests {
             assert_eq!(t.chars as usize, t.text.chars().count(), "{:?}", t.text);
         }
         assert_eq!(count_tokens(text), out.len());
+    }
+
+    #[test]
+    fn general_punctuation_has_no_letter_or_digit() {
+        for c in GENERAL_PUNCTUATION_START..=GENERAL_PUNCTUATION_END {
+            assert!(!c.is_alphanumeric(), "{c:?}");
+        }
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub fn word_hashes(text: &str, words: &mut Vec<u64>) {
         i += ch.len_utf8();
         let class = match latin.get((ch as usize).wrapping_sub(LATIN_START)) {
             Some(class) => *class,
+            // Dashes, quotes, the ellipsis, Unicode spaces: word breaks all.
+            None if ('\u{2000}'..='\u{206f}').contains(&ch) => CharClass::Break,
             None => CharClass::of(ch),
         };
         match class {
@@ -215,6 +217,9 @@ mod tests {
             assert_eq!(words(&text), [xxh3_64(&expected)], "{ch:?}");
         }
         assert_eq!(words("Ñandú ÀÉÎÕÜ ǅ"), words("nandu aeiou dz"));
+        for ch in '\u{2000}'..='\u{206f}' {
+            assert_eq!(CharClass::of(ch), CharClass::Break, "{ch:?}");
+        }
     }
 
     #[test]
