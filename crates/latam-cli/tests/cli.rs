@@ -848,6 +848,101 @@ fn the_southern_cone_example_runs() {
 }
 
 #[test]
+fn the_toxicity_example_runs() {
+    let s = Scratch::new();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/toxicity/pipeline.toml"
+    );
+    let docs = [
+        (
+            "rio",
+            "La provincia de Río Negro limita con Neuquén, Chubut y La Pampa; su capital es Viedma.",
+        ),
+        (
+            "mar",
+            "Bulgaria, Rumania y Turquía tienen costas sobre el mar Negro, que se une al Mediterráneo.",
+        ),
+        (
+            "ley",
+            "Todos têm o direito de gozar das liberdades previstas nesta Constituição, sem distinção de sexo.",
+        ),
+        (
+            "clinica",
+            "El médico explicó a la paciente que la muestra de orina se analiza en el laboratorio del hospital.",
+        ),
+        (
+            "insulto",
+            "Cállate, pendejo hijo de puta, nadie te preguntó nada en este foro de mierda.",
+        ),
+        (
+            "xingamento",
+            "Vai tomar no cu, seu filho da puta, ninguém quer saber da sua opinião de merda.",
+        ),
+        (
+            "insult",
+            "Shut up, you stupid bitch, nobody asked what you think about this fucking game.",
+        ),
+    ];
+    let mut input = String::new();
+    for (id, text) in docs {
+        input.push_str(&serde_json::json!({"id": id, "text": text}).to_string());
+        input.push('\n');
+    }
+    s.write("corpus/docs.jsonl", input.as_bytes());
+    s.run(&["corpus", "run", example, "--output", "out"])
+        .expect(0);
+    let out = s.path("out");
+    assert_invariant(&out);
+    let kept = read_parts(&out.join("documents"));
+    let ids: Vec<&str> = kept.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["rio", "mar", "ley", "clinica"]);
+    for doc in &kept {
+        assert_eq!(doc["metadata"]["toxicity_score"], 0.0, "{doc}");
+        assert_eq!(
+            doc["metadata"]["toxicity_labels"],
+            serde_json::json!([]),
+            "{doc}"
+        );
+    }
+    let rejected = read_rejected(&out);
+    let ids: Vec<&str> = rejected.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["insulto", "xingamento", "insult"]);
+    for doc in &rejected {
+        let meta = &doc["metadata"];
+        assert_eq!(meta["rejected"]["step"], "filter_toxicity", "{doc}");
+        assert_eq!(meta["rejected"]["reason"], "toxic", "{doc}");
+        assert!(meta["toxicity_score"].as_f64().unwrap() >= 0.5, "{doc}");
+        assert!(
+            meta["toxicity_labels"]
+                .as_array()
+                .unwrap()
+                .contains(&"insult".into()),
+            "{doc}"
+        );
+    }
+    let stats = read_json(&out.join("stats.json"));
+    let classify = &stats["steps"][2];
+    assert_eq!(classify["name"], "classify_toxicity");
+    assert_eq!(classify["findings"]["insult"], 3);
+    assert_eq!(stats["steps"][3]["dropped_by_reason"]["toxic"], 3);
+
+    // filter_toxicity alone is a configuration error that names the step.
+    s.write("p.toml", b"[[steps]]\ntype = \"filter_toxicity\"\n");
+    let run = s
+        .run(&[
+            "corpus", "run", "p.toml", "--input", "corpus", "--output", "out2",
+        ])
+        .expect(2);
+    assert!(
+        run.stderr()
+            .contains("needs a classify_toxicity step before it"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
 fn anonymize_on_stdin_and_stdout_and_in_a_pipeline() {
     let s = Scratch::new();
     let input = concat!(

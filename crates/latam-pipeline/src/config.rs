@@ -12,6 +12,7 @@ use latam_dedup::{
 use latam_io::{Compression, OutputFormat, ReadOptions};
 use latam_langid::DetectLanguageConfig;
 use latam_text::{FilterLengthConfig, FilterQualityConfig, NormalizeConfig};
+use latam_toxicity::{ClassifyToxicityConfig, FilterToxicityConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
@@ -124,6 +125,11 @@ pub enum StepConfig {
     Anonymize(AnonymizeConfig),
     /// Documents sharing a long n-gram with a benchmark's question or answer removed.
     Decontaminate(DecontaminateConfig),
+    /// `metadata.toxicity_score` and `toxicity_labels` from lexicons and an optional model.
+    ClassifyToxicity(ClassifyToxicityConfig),
+    /// Documents whose `toxicity_score` reaches a threshold removed (after
+    /// `classify_toxicity`).
+    FilterToxicity(FilterToxicityConfig),
 }
 
 impl StepConfig {
@@ -140,6 +146,8 @@ impl StepConfig {
             Self::DedupMinhash(_) => "dedup_minhash",
             Self::DedupParagraph(_) => "dedup_paragraph",
             Self::Decontaminate(_) => "decontaminate",
+            Self::ClassifyToxicity(_) => "classify_toxicity",
+            Self::FilterToxicity(_) => "filter_toxicity",
         }
     }
 

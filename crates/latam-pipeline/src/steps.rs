@@ -24,7 +24,8 @@ pub(crate) fn build_stages(config: &PipelineConfig) -> Result<Vec<Stage>, Pipeli
         .steps
         .iter()
         .zip(&names)
-        .map(|(step, name)| {
+        .enumerate()
+        .map(|(i, (step, name))| {
             let invalid = |e: &dyn std::fmt::Display| PipelineError::Step {
                 step: name.clone(),
                 message: e.to_string(),
@@ -53,6 +54,18 @@ pub(crate) fn build_stages(config: &PipelineConfig) -> Result<Vec<Stage>, Pipeli
                 }
                 StepConfig::DedupParagraph(c) => {
                     Stage::Corpus(Box::new(c.build().map_err(|e| invalid(&e))?))
+                }
+                StepConfig::ClassifyToxicity(c) => {
+                    Stage::Map(Box::new(c.build().map_err(|e| invalid(&e))?))
+                }
+                StepConfig::FilterToxicity(c) => {
+                    let scored = config.steps[..i]
+                        .iter()
+                        .any(|s| matches!(s, StepConfig::ClassifyToxicity(_)));
+                    if !scored {
+                        return Err(invalid(&"needs a classify_toxicity step before it"));
+                    }
+                    Stage::Map(Box::new(c.build().map_err(|e| invalid(&e))?))
                 }
             })
         })
@@ -215,5 +228,39 @@ mod tests {
                 .to_string()
                 .contains("exactly one")
         );
+    }
+}
+
+#[cfg(test)]
+mod toxicity_tests {
+    use super::*;
+
+    fn stages(toml: &str) -> Result<Vec<Stage>, PipelineError> {
+        build_stages(&PipelineConfig::from_toml(toml, "p.toml").unwrap())
+    }
+
+    #[test]
+    fn filter_toxicity_needs_classify_toxicity_before_it() {
+        let err = stages(
+            "[[steps]]\ntype = \"filter_toxicity\"\n[[steps]]\ntype = \"classify_toxicity\"\n",
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("filter_toxicity"), "{err}");
+        assert!(
+            err.contains("needs a classify_toxicity step before it"),
+            "{err}"
+        );
+        let built = stages(
+            "[[steps]]\ntype = \"classify_toxicity\"\n[[steps]]\ntype = \"filter_toxicity\"\nthreshold = 0.7\n",
+        )
+        .unwrap();
+        assert_eq!(built.len(), 2);
+        let err = stages("[[steps]]\ntype = \"classify_toxicity\"\nfallback_lists = [\"fra\"]\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("no list for `fra`"), "{err}");
     }
 }
