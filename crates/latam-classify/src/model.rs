@@ -120,10 +120,14 @@ impl Rows {
         Self::Q8(packed)
     }
 
+    /// Row `row` of 8-bit rows as stored: its scale's 4 bytes, then its values.
+    fn q8_record(packed: &[u8], row: usize, dim: usize) -> &[u8] {
+        &packed[row * (dim + 4)..(row + 1) * (dim + 4)]
+    }
+
     /// Row `row` of 8-bit rows: its scale and values.
     fn q8_row(packed: &[u8], row: usize, dim: usize) -> (f32, &[u8]) {
-        let record = &packed[row * (dim + 4)..(row + 1) * (dim + 4)];
-        let (scale, values) = record.split_at(4);
+        let (scale, values) = Self::q8_record(packed, row, dim).split_at(4);
         (
             f32::from_le_bytes(scale.try_into().expect("4 bytes")),
             values,
@@ -456,13 +460,10 @@ impl Classifier {
         for &(bucket, row) in &used {
             out.write_all(&bucket.to_le_bytes())?;
             let row = row as usize - 1;
-            let start = row * dim;
             match &self.rows {
-                Rows::Q8(packed) => {
-                    out.write_all(&packed[row * (dim + 4)..(row + 1) * (dim + 4)])?;
-                }
+                Rows::Q8(packed) => out.write_all(Rows::q8_record(packed, row, dim))?,
                 Rows::F32(rows) => {
-                    for v in &rows[start..start + dim] {
+                    for v in &rows[row * dim..(row + 1) * dim] {
                         out.write_all(&v.to_le_bytes())?;
                     }
                 }

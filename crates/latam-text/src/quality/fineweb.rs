@@ -61,16 +61,16 @@ impl FineWebConfig {
         if self.short_line_thr > 0.0 && short as f64 / n > self.short_line_thr {
             return Some("short_line_ratio");
         }
+        let newlines = text.bytes().filter(|&b| b == b'\n').count();
         if self.char_duplicates_ratio > 0.0 {
             let (_, dup_chars) = duplicates(lines.iter().copied());
-            let chars = text.len() - text.bytes().filter(|&b| b == b'\n').count();
+            let chars = text.len() - newlines;
             if chars > 0 && dup_chars as f64 / chars as f64 > self.char_duplicates_ratio {
                 return Some("char_dup_ratio");
             }
         }
         if self.new_line_ratio > 0.0 {
             let tokens = tokens.unwrap_or_else(|| count_tokens(text));
-            let newlines = text.bytes().filter(|&b| b == b'\n').count();
             if tokens > 0 && newlines as f64 / tokens as f64 > self.new_line_ratio {
                 return Some("list_ratio");
             }
